@@ -1,0 +1,302 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	libvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/rpc"
+	"github.com/govirtd/govirtd/xdr"
+)
+
+// Call is one CALL being served: what a handler knows about its caller.
+type Call struct {
+	Ctx    context.Context
+	Conn   *Conn
+	Header rpc.Header
+}
+
+// Conn is one client connection. One goroutine reads packets; each CALL runs
+// in its own goroutine, at most max_client_requests at a time, and replies
+// are written under one lock, in whatever order calls finish (virsh polls
+// job info while a migration call is pending on the same connection).
+type Conn struct {
+	id       uint64
+	srv      *Server
+	nc       net.Conn
+	readOnly bool
+	listener string // which socket it came in on, for logs
+	log      *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	writeMu sync.Mutex
+	bw      *bufio.Writer
+
+	inflight chan struct{} // semaphore: max_client_requests
+	calls    sync.WaitGroup
+
+	opened    atomic.Bool // CONNECT_OPEN succeeded
+	lastRecv  atomic.Int64
+	keepalive atomic.Bool // the client asked for PROGRAM_KEEPALIVE
+
+	events eventRegistry
+
+	closeOnce sync.Once
+}
+
+func newConn(srv *Server, nc net.Conn, readOnly bool, listener string, id uint64) *Conn {
+	ctx, cancel := context.WithCancel(srv.ctx)
+	c := &Conn{
+		id:       id,
+		srv:      srv,
+		nc:       nc,
+		readOnly: readOnly,
+		listener: listener,
+		ctx:      ctx,
+		cancel:   cancel,
+		bw:       bufio.NewWriterSize(nc, 64*1024),
+		inflight: make(chan struct{}, srv.cfg.MaxClientRequests),
+	}
+	c.log = srv.log.With("conn", id, "listener", listener, "peer", peerName(nc))
+	c.lastRecv.Store(time.Now().UnixNano())
+	return c
+}
+
+func peerName(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
+		return a.String()
+	}
+	return "local"
+}
+
+// ReadOnly reports whether the client came in on the read-only socket.
+func (c *Conn) ReadOnly() bool { return c.readOnly }
+
+// serve runs the connection until the peer goes away or the server stops.
+func (c *Conn) serve() {
+	c.log.Debug("client connected")
+	defer c.close("")
+	go c.keepaliveLoop()
+	br := bufio.NewReaderSize(c.nc, 64*1024)
+	for {
+		p, err := rpc.ReadPacket(br)
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+				c.log.Debug("client disconnected")
+			case errors.Is(err, rpc.ErrTooLarge), errors.Is(err, rpc.ErrTooSmall):
+				c.log.Warn("closing connection: malformed packet", "err", err)
+			default:
+				if c.ctx.Err() == nil {
+					c.log.Info("closing connection: read failed", "err", err)
+				}
+			}
+			return
+		}
+		c.lastRecv.Store(time.Now().UnixNano())
+		if !c.handlePacket(p) {
+			return
+		}
+	}
+}
+
+// handlePacket routes one packet. It returns false when the connection must
+// be closed.
+func (c *Conn) handlePacket(p *rpc.Packet) bool {
+	switch p.Program {
+	case rpc.ProgramKeepalive:
+		return c.handleKeepalive(p)
+	case rpc.ProgramRemote, rpc.ProgramQEMU:
+	default:
+		if p.Type == rpc.Call {
+			c.replyError(p.Header, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Cannot find program %d version %d", p.Program, p.Version))
+		} else {
+			c.log.Info("dropping message for unknown program", "program", fmt.Sprintf("%#x", p.Program), "type", p.Type)
+		}
+		return true
+	}
+	if p.Version != rpc.ProtocolVersion {
+		if p.Type == rpc.Call {
+			c.replyError(p.Header, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Cannot find program %d version %d", p.Program, p.Version))
+		}
+		return true
+	}
+	switch p.Type {
+	case rpc.Call:
+	case rpc.CallWithFDs:
+		// File descriptor passing is not implemented; the fds (if any) were
+		// never received, so answer the call instead of misreading its body.
+		c.replyError(p.Header, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "file descriptor passing is not supported"))
+		return true
+	default:
+		c.log.Info("dropping unexpected message", "type", p.Type, "proc", p.Procedure)
+		return true
+	}
+	if p.Status != rpc.OK {
+		c.replyError(p.Header, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unexpected message status %d", p.Status))
+		return true
+	}
+	// Block reading while max_client_requests calls are in flight: the client
+	// waits, as with libvirtd, instead of the daemon queueing without bound.
+	select {
+	case c.inflight <- struct{}{}:
+	case <-c.ctx.Done():
+		return false
+	}
+	c.calls.Add(1)
+	go func() {
+		defer func() { <-c.inflight; c.calls.Done() }()
+		c.dispatch(p)
+	}()
+	return true
+}
+
+// dispatch runs one CALL and sends its reply.
+func (c *Conn) dispatch(p *rpc.Packet) {
+	start := time.Now()
+	call := &Call{Ctx: c.ctx, Conn: c, Header: p.Header}
+	ret, err := c.invoke(call, p)
+	if c.srv.cfg.LogRPCCalls {
+		attrs := []any{"proc", p.Procedure.String(), "serial", p.Serial, "duration", time.Since(start)}
+		if err != nil {
+			attrs = append(attrs, "err", err.Error())
+		}
+		c.log.Info("rpc call", attrs...)
+	}
+	if err != nil {
+		c.replyError(p.Header, err)
+		return
+	}
+	body, err := xdr.Marshal(ret)
+	if err != nil {
+		c.log.Error("encode reply", "proc", p.Procedure, "err", err)
+		c.replyError(p.Header, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unable to encode message payload"))
+		return
+	}
+	h := p.Header
+	h.Type, h.Status = rpc.Reply, rpc.OK
+	c.send(h, body)
+}
+
+// invoke checks and runs the handler; a panic becomes an internal error for
+// this call only.
+func (c *Conn) invoke(call *Call, p *rpc.Packet) (ret any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("handler panicked", "proc", p.Procedure, "panic", r, "stack", string(debug.Stack()))
+			ret, err = nil, compat.Errorf(libvirt.ErrInternalError, compat.FromNone, "unexpected failure in %s", p.Procedure.API())
+		}
+	}()
+	if p.Program == rpc.ProgramQEMU {
+		return nil, compat.NoSupport("virDomainQemuMonitorCommand")
+	}
+	if !p.Procedure.Known() {
+		return nil, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "unknown procedure: %d", p.Procedure)
+	}
+	if !c.opened.Load() && !allowedBeforeOpen[p.Procedure] {
+		return nil, compat.Errorf(libvirt.ErrInternalError, compat.FromNone, "connection not open")
+	}
+	if c.readOnly && !compat.ReadOnlyAllowed(p.Procedure.String()) {
+		return nil, compat.ReadOnly("read only access prevents " + p.Procedure.API())
+	}
+	h, ok := c.srv.table.lookup(p.Procedure)
+	if !ok {
+		return nil, compat.NoSupport(p.Procedure.API())
+	}
+	args, err := h.decode(p.Body)
+	if err != nil {
+		c.log.Info("bad call arguments", "proc", p.Procedure, "err", err)
+		return nil, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unable to decode message payload")
+	}
+	return h.invoke(call, args)
+}
+
+// allowedBeforeOpen are the procedures a client may call before
+// CONNECT_OPEN (libvirt's handshake asks for keepalive support first).
+var allowedBeforeOpen = map[rpc.Procedure]bool{
+	rpc.ProcAuthList:               true,
+	rpc.ProcConnectOpen:            true,
+	rpc.ProcConnectSupportsFeature: true,
+	rpc.ProcConnectClose:           true,
+}
+
+// replyError sends a remote_error reply for a CALL.
+func (c *Conn) replyError(h rpc.Header, err error) {
+	le := compat.As(err)
+	if le.Code == libvirt.ErrInternalError && le.Err != nil {
+		c.log.Error("call failed", "proc", h.Procedure, "err", err)
+	}
+	re := rpc.RemoteError{
+		Code:    int32(le.Code),
+		Domain:  int32(le.Domain),
+		Message: libvirt.OptString{le.Message()},
+		Level:   2, // VIR_ERR_ERROR
+		Str1:    libvirt.OptString{le.Template()},
+		Int1:    le.Int1,
+		Int2:    -1,
+	}
+	if le.Detail != "" {
+		re.Str2 = libvirt.OptString{le.Detail}
+	}
+	body, mErr := xdr.Marshal(&re)
+	if mErr != nil {
+		c.log.Error("encode error reply", "err", mErr)
+		return
+	}
+	h.Type, h.Status = rpc.Reply, rpc.Error
+	c.send(h, body)
+}
+
+// send writes one message. Writes are serialized; a failed write closes the
+// connection (the reader then ends).
+func (c *Conn) send(h rpc.Header, body []byte) {
+	buf, err := rpc.AppendPacket(nil, h, body)
+	if err != nil {
+		c.log.Error("reply too large", "proc", h.Procedure, "err", err)
+		if h.Type == rpc.Reply && h.Status == rpc.OK {
+			c.replyError(h, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "message payload is too large"))
+		}
+		return
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := c.bw.Write(buf); err == nil {
+		err = c.bw.Flush()
+		if err == nil {
+			return
+		}
+		c.log.Info("write failed", "err", err)
+	}
+	c.nc.Close()
+}
+
+// writeTimeout bounds how long a client that stopped reading can hold a
+// reply: after it, the connection is dropped rather than pinning memory.
+const writeTimeout = 60 * time.Second
+
+// close ends the connection and waits for its calls. reason is logged.
+func (c *Conn) close(reason string) {
+	c.closeOnce.Do(func() {
+		if reason != "" {
+			c.log.Info("closing connection", "reason", reason)
+		}
+		c.cancel()
+		c.nc.Close()
+		c.calls.Wait()
+		c.srv.forget(c)
+	})
+}
