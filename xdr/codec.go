@@ -19,8 +19,7 @@
 //
 // Two things xdr2 cannot do are handled here: discriminated unions (libvirt's
 // typed parameter values, registered with RegisterUnion) and optional values
-// ("*T" in the .x file, a slice of at most one element in go-libvirt, checked
-// on decode). Decoding never allocates more than the input could describe, so
+// ("*T" in the .x file, a slice of at most one element in go-libvirt). Decoding never allocates more than the input could describe, so
 // a hostile length cannot make the daemon allocate gigabytes.
 //
 // Each Go type is analysed once and compiled into a small tree of encode and
@@ -262,7 +261,10 @@ func buildSlice(t reflect.Type, inProgress map[reflect.Type]*codec) (*codec, err
 			return err
 		}
 		if optional && n > 1 {
-			return fmt.Errorf("xdr: optional %s: presence flag %d is not 0 or 1", t, n)
+			// The presence flag of an optional value is an XDR bool: the C
+			// library reads any non-zero value as present, and go-libvirt
+			// relies on it (it sends CONNECT_OPEN's flag as 0x01000000).
+			n = 1
 		}
 		if uint64(n)*uint64(minElem) > uint64(d.remaining()) {
 			return fmt.Errorf("%w: %s claims %d elements, %d bytes left", ErrShort, t, n, d.remaining())
@@ -341,19 +343,16 @@ func buildPointer(t reflect.Type, inProgress map[reflect.Type]*codec) (*codec, e
 		if err != nil {
 			return err
 		}
-		switch present {
-		case 0:
+		if present == 0 {
 			v.SetZero()
 			return nil
-		case 1:
-			p := reflect.New(t.Elem())
-			if err := elem.dec(d, p.Elem()); err != nil {
-				return err
-			}
-			v.Set(p)
-			return nil
 		}
-		return fmt.Errorf("xdr: optional %s: presence flag %d is not 0 or 1", t, present)
+		p := reflect.New(t.Elem())
+		if err := elem.dec(d, p.Elem()); err != nil {
+			return err
+		}
+		v.Set(p)
+		return nil
 	}
 	return c, nil
 }

@@ -51,21 +51,15 @@ func (d *decoder) uint64() (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// padded reads n bytes plus their padding to a 4-byte boundary. The padding
-// must be zero, as RFC 4506 requires; libvirt never sends anything else.
+// padded reads n bytes plus their padding to a 4-byte boundary. The
+// padding's value is ignored, as libvirt's rpcgen decoders ignore it.
 func (d *decoder) padded(n int) ([]byte, error) {
 	b, err := d.take(n)
 	if err != nil {
 		return nil, err
 	}
-	p, err := d.take(pad(n))
-	if err != nil {
+	if _, err := d.take(pad(n)); err != nil {
 		return nil, err
-	}
-	for _, x := range p {
-		if x != 0 {
-			return nil, fmt.Errorf("xdr: non-zero padding at offset %d", d.off-len(p))
-		}
 	}
 	return b, nil
 }
@@ -84,10 +78,8 @@ func decBool(d *decoder, v reflect.Value) error {
 	if err != nil {
 		return err
 	}
-	if x > 1 {
-		return fmt.Errorf("xdr: bool value %d is not 0 or 1", x)
-	}
-	v.SetBool(x == 1)
+	// Any non-zero value is true, as in the C library's xdr_bool.
+	v.SetBool(x != 0)
 	return nil
 }
 

@@ -1,0 +1,361 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	libvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+
+	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/driver"
+	"github.com/govirtd/govirtd/rpc"
+	"github.com/govirtd/govirtd/server"
+	"github.com/govirtd/govirtd/server/config"
+	"github.com/govirtd/govirtd/xdr"
+)
+
+// fakeDriver answers host queries with fixed values; ListAllDomains can be
+// made to block to test that one slow call holds up nobody else.
+type fakeDriver struct {
+	block chan struct{} // when non-nil, ListAllDomains waits for it
+}
+
+func (f *fakeDriver) Type() string         { return "QEMU" }
+func (f *fakeDriver) URI() string          { return "qemu:///system" }
+func (f *fakeDriver) Version() uint64      { return 7002022 }
+func (f *fakeDriver) Hostname() string     { return "fakehost" }
+func (f *fakeDriver) Capabilities() string { return "<capabilities/>" }
+func (f *fakeDriver) NodeInfo() driver.NodeInfo {
+	return driver.NodeInfo{Model: "x86_64", Memory: 1024, CPUs: 2, MHz: 1000, Nodes: 1, Sockets: 1, Cores: 2, Threads: 1}
+}
+func (f *fakeDriver) AcceptsURI(name string) error {
+	if name == "" || name == "qemu:///system" {
+		return nil
+	}
+	return compat.Errorf(libvirt.ErrNoConnect, compat.FromNone, "%s", name)
+}
+func (f *fakeDriver) ListAllDomains(ctx context.Context, flags libvirt.ConnectListAllDomainsFlags) ([]libvirt.Domain, error) {
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return []libvirt.Domain{{Name: "demo", ID: 1}}, nil
+}
+
+type testServer struct {
+	srv *server.Server
+	dir string
+	drv *fakeDriver
+}
+
+func start(t *testing.T, mutate func(*config.Config)) *testServer {
+	t.Helper()
+	cfg := config.Default()
+	cfg.UnixSockDir = t.TempDir()
+	cfg.StateDir = t.TempDir()
+	cfg.KeepaliveInterval = -1
+	if mutate != nil {
+		mutate(cfg)
+	}
+	drv := &fakeDriver{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := server.New(cfg, drv, log)
+	if err := srv.Listen(false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return &testServer{srv: srv, dir: cfg.UnixSockDir, drv: drv}
+}
+
+func (ts *testServer) dial(t *testing.T, sock string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("unix", filepath.Join(ts.dir, sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// client opens a go-libvirt connection: a real libvirt client
+// implementation doing the real handshake.
+func (ts *testServer) client(t *testing.T, sock string) *libvirt.Libvirt {
+	t.Helper()
+	l := libvirt.NewWithDialer(dialers.NewAlreadyConnected(ts.dial(t, sock)))
+	if err := l.Connect(); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { l.Disconnect() })
+	return l
+}
+
+func TestHandshakeAndHostQueries(t *testing.T) {
+	ts := start(t, nil)
+	l := ts.client(t, "libvirt-sock")
+	if h, err := l.ConnectGetHostname(); err != nil || h != "fakehost" {
+		t.Errorf("hostname %q, %v", h, err)
+	}
+	if v, err := l.ConnectGetVersion(); err != nil || v != 7002022 {
+		t.Errorf("version %d, %v", v, err)
+	}
+	if v, err := l.ConnectGetLibVersion(); err != nil || v != 9000000 {
+		t.Errorf("lib version %d, %v", v, err)
+	}
+	model, mem, cpus, _, _, _, _, _, err := l.NodeGetInfo()
+	if err != nil || mem != 1024 || cpus != 2 || model[0] != 'x' {
+		t.Errorf("nodeinfo %v %d %d: %v", model[:6], mem, cpus, err)
+	}
+	for f, want := range map[int32]int32{10: 1, 14: 1, 15: 1, 6: 0, 13: 0} {
+		got, err := l.ConnectSupportsFeature(f)
+		if err != nil || got != want {
+			t.Errorf("feature %d = %d (%v), want %d", f, got, err, want)
+		}
+	}
+	doms, n, err := l.ConnectListAllDomains(1, 3)
+	if err != nil || n != 1 || len(doms) != 1 || doms[0].Name != "demo" {
+		t.Errorf("list: %v %d %v", doms, n, err)
+	}
+}
+
+func TestUnimplementedProcedureIsNoSupport(t *testing.T) {
+	ts := start(t, nil)
+	l := ts.client(t, "libvirt-sock")
+	_, err := l.ConnectGetSysinfo(0)
+	var le libvirt.Error
+	if !errors.As(err, &le) || le.Code != uint32(libvirt.ErrNoSupport) {
+		t.Fatalf("got %v, want VIR_ERR_NO_SUPPORT", err)
+	}
+	if !strings.Contains(le.Message, "this function is not supported by the connection driver: virConnectGetSysinfo") {
+		t.Errorf("message %q", le.Message)
+	}
+	// The connection survives the error.
+	if _, err := l.ConnectGetHostname(); err != nil {
+		t.Errorf("after error: %v", err)
+	}
+}
+
+func TestReadOnlySocketRefusesChanges(t *testing.T) {
+	ts := start(t, nil)
+	l := ts.client(t, "libvirt-sock-ro")
+	if _, err := l.ConnectGetHostname(); err != nil {
+		t.Fatalf("query on read-only socket: %v", err)
+	}
+	_, err := l.DomainDefineXML("<domain/>")
+	var le libvirt.Error
+	if !errors.As(err, &le) || le.Code != uint32(libvirt.ErrOperationDenied) || !strings.Contains(le.Message, "read only access prevents virDomainDefineXML") {
+		t.Fatalf("define on read-only socket: %v", err)
+	}
+	if err := l.DomainMigrateConfirm3Params(libvirt.Domain{Name: "x"}, nil, nil, 0, 0); err == nil || !strings.Contains(err.Error(), "read only") {
+		t.Fatalf("migration step on read-only socket: %v", err)
+	}
+}
+
+func TestOtherDriverURIRefused(t *testing.T) {
+	ts := start(t, nil)
+	l := libvirt.NewWithDialer(dialers.NewAlreadyConnected(ts.dial(t, "libvirt-sock")))
+	err := l.ConnectToURI("test:///default")
+	if err == nil || !strings.Contains(err.Error(), "no connection driver available for test:///default") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestSlowCallBlocksNobody: a call stuck in the driver holds up neither
+// other calls on its own connection nor other clients.
+func TestSlowCallBlocksNobody(t *testing.T) {
+	ts := start(t, nil)
+	ts.drv.block = make(chan struct{})
+	l := ts.client(t, "libvirt-sock")
+	other := ts.client(t, "libvirt-sock")
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := l.ConnectListAllDomains(1, 3)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	for name, c := range map[string]*libvirt.Libvirt{"same connection": l, "other client": other} {
+		got := make(chan error, 1)
+		go func() { _, err := c.ConnectGetHostname(); got <- err }()
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: hostname blocked behind a slow call", name)
+		}
+	}
+	select {
+	case <-done:
+		t.Fatal("slow call returned before it was released")
+	default:
+	}
+	close(ts.drv.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// raw helpers for hostile input.
+
+func callPacket(t *testing.T, proc rpc.Procedure, serial uint32, args any) []byte {
+	t.Helper()
+	var body []byte
+	if args != nil {
+		var err error
+		if body, err = xdr.Marshal(args); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := rpc.AppendPacket(nil, rpc.Header{Program: rpc.ProgramRemote, Version: 1, Procedure: proc, Type: rpc.Call, Serial: serial}, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readReply(t *testing.T, c net.Conn) *rpc.Packet {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p, err := rpc.ReadPacket(c)
+	if err != nil {
+		t.Fatalf("read reply: %v", err)
+	}
+	return p
+}
+
+func expectError(t *testing.T, c net.Conn, serial uint32, code libvirt.ErrorNumber, text string) {
+	t.Helper()
+	p := readReply(t, c)
+	if p.Type != rpc.Reply || p.Status != rpc.Error || p.Serial != serial {
+		t.Fatalf("got %+v, want an error reply to serial %d", p.Header, serial)
+	}
+	var re rpc.RemoteError
+	if err := xdr.Unmarshal(p.Body, &re); err != nil {
+		t.Fatal(err)
+	}
+	if re.Code != int32(code) || len(re.Message) != 1 || !strings.Contains(re.Message[0], text) {
+		t.Fatalf("error %d %q, want %d containing %q", re.Code, re.Message, code, text)
+	}
+}
+
+func openRaw(t *testing.T, ts *testServer) net.Conn {
+	c := ts.dial(t, "libvirt-sock")
+	c.Write(callPacket(t, rpc.ProcConnectOpen, 1, &libvirt.ConnectOpenArgs{Name: libvirt.OptString{"qemu:///system"}}))
+	if p := readReply(t, c); p.Status != rpc.OK {
+		t.Fatalf("open: %+v", p.Header)
+	}
+	return c
+}
+
+func TestBadInputGetsErrorsNotCrashes(t *testing.T) {
+	ts := start(t, nil)
+	c := openRaw(t, ts)
+
+	// Garbage XDR for a known procedure: an error reply, connection kept.
+	bad, _ := rpc.AppendPacket(nil, rpc.Header{Program: rpc.ProgramRemote, Version: 1, Procedure: rpc.ProcConnectListAllDomains, Type: rpc.Call, Serial: 2}, []byte{0xff, 0xff, 0xff, 0xff, 1})
+	c.Write(bad)
+	expectError(t, c, 2, libvirt.ErrRPC, "Unable to decode message payload")
+
+	// Unknown procedure number.
+	c.Write(callPacket(t, rpc.Procedure(99999), 3, nil))
+	expectError(t, c, 3, libvirt.ErrRPC, "unknown procedure: 99999")
+
+	// Unknown program.
+	unk, _ := rpc.AppendPacket(nil, rpc.Header{Program: 0x12345678, Version: 1, Procedure: 1, Type: rpc.Call, Serial: 4}, nil)
+	c.Write(unk)
+	expectError(t, c, 4, libvirt.ErrRPC, "Cannot find program")
+
+	// Still serving.
+	c.Write(callPacket(t, rpc.ProcConnectGetHostname, 5, nil))
+	if p := readReply(t, c); p.Status != rpc.OK || p.Serial != 5 {
+		t.Fatalf("hostname after bad input: %+v", p.Header)
+	}
+
+	// A length over the 32 MiB cap closes this connection only.
+	var huge [4]byte
+	binary.BigEndian.PutUint32(huge[:], rpc.MaxMessage+1)
+	c.Write(huge[:])
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection stayed open after an oversized length")
+	}
+	l := ts.client(t, "libvirt-sock")
+	if _, err := l.ConnectGetHostname(); err != nil {
+		t.Fatalf("another client after the bad one: %v", err)
+	}
+}
+
+func TestCallsBeforeOpenRefused(t *testing.T) {
+	ts := start(t, nil)
+	c := ts.dial(t, "libvirt-sock")
+	c.Write(callPacket(t, rpc.ProcConnectGetHostname, 1, nil))
+	expectError(t, c, 1, libvirt.ErrInternalError, "connection not open")
+	// Keepalive support is asked before open, as virsh does.
+	c.Write(callPacket(t, rpc.ProcConnectSupportsFeature, 2, &libvirt.ConnectSupportsFeatureArgs{Feature: 10}))
+	p := readReply(t, c)
+	if p.Status != rpc.OK || !bytes.Equal(p.Body, []byte{0, 0, 0, 1}) {
+		t.Fatalf("keepalive feature before open: %+v %x", p.Header, p.Body)
+	}
+}
+
+func TestKeepalive(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.KeepaliveInterval = 1; c.KeepaliveCount = 2 })
+	c := openRaw(t, ts)
+	ping, _ := rpc.AppendPacket(nil, rpc.Header{Program: rpc.ProgramKeepalive, Version: 1, Procedure: rpc.KeepalivePing, Type: rpc.Message}, nil)
+	c.Write(ping)
+	if p := readReply(t, c); p.Program != rpc.ProgramKeepalive || p.Procedure != rpc.KeepalivePong {
+		t.Fatalf("PING answered with %+v", p.Header)
+	}
+	// Ask for keepalive, then go silent: the server pings, then drops us.
+	c.Write(callPacket(t, rpc.ProcConnectSupportsFeature, 2, &libvirt.ConnectSupportsFeatureArgs{Feature: 10}))
+	readReply(t, c)
+	start := time.Now()
+	pings := 0
+	for {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		p, err := rpc.ReadPacket(c)
+		if err != nil {
+			break
+		}
+		if p.Program == rpc.ProgramKeepalive && p.Procedure == rpc.KeepalivePing {
+			pings++
+		}
+	}
+	if pings < 1 || time.Since(start) > 9*time.Second {
+		t.Fatalf("got %d pings and a close after %v; want pings, then a close after ~3 s", pings, time.Since(start))
+	}
+}
+
+func TestMaxClientRequestsBoundsInflight(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.MaxClientRequests = 2 })
+	ts.drv.block = make(chan struct{})
+	c := openRaw(t, ts)
+	for i := uint32(10); i < 13; i++ {
+		c.Write(callPacket(t, rpc.ProcConnectListAllDomains, i, &libvirt.ConnectListAllDomainsArgs{NeedResults: 1}))
+	}
+	c.Write(callPacket(t, rpc.ProcConnectGetHostname, 20, nil))
+	// Two calls are in the driver; the third and the hostname wait unread.
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := rpc.ReadPacket(c); err == nil {
+		t.Fatal("a reply arrived although every slot was blocked")
+	}
+	close(ts.drv.block)
+	seen := map[uint32]bool{}
+	for len(seen) < 4 {
+		p := readReply(t, c)
+		seen[p.Serial] = true
+	}
+}
