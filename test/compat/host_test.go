@@ -1,0 +1,312 @@
+// Package compat_test holds govirtd's end-to-end tests: the real daemon
+// binary, driven by real virsh and python3-libvirt (Debian's), each test on
+// its own 127.0.0.x address with its own sockets and state.
+package compat_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// daemonBin is the govirtd binary built once for the whole run.
+var daemonBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "govirtd-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	daemonBin = filepath.Join(dir, "govirtd")
+	build := exec.Command("go", "build", "-o", daemonBin, "github.com/govirtd/govirtd/cmd/govirtd")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build govirtd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// addrSeq hands each host its own loopback address. The third octet comes
+// from the pid so that test binaries running in parallel do not collide.
+var addrSeq atomic.Uint32
+
+func nextAddr() string {
+	n := addrSeq.Add(1)
+	return fmt.Sprintf("127.%d.%d.%d", 100+os.Getpid()%100, n/250, 2+n%250)
+}
+
+// freePort asks the kernel for a free TCP port on addr.
+func freePort(t *testing.T, addr string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		t.Fatalf("find a free port on %s: %v", addr, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Host is one govirtd "host": its own config, state dir, socket dir,
+// loopback address, host UUID and hostname.
+type Host struct {
+	Name    string
+	Addr    string
+	Port    int
+	UUID    string
+	Dir     string
+	SockDir string
+	Config  string
+	LogPath string
+	cmd     *exec.Cmd
+	exited  chan error
+	t       *testing.T
+}
+
+// HostOptions tweak a host's configuration.
+type HostOptions struct {
+	Name  string // hostname; default "host-<n>"
+	Extra string // appended to the config file
+}
+
+// StartHost starts a govirtd host and stops it when the test ends, whether
+// it passed or not.
+func StartHost(t *testing.T, o HostOptions) *Host {
+	t.Helper()
+	h := NewHost(t, o)
+	h.Start()
+	return h
+}
+
+// NewHost prepares a host's files without starting it.
+func NewHost(t *testing.T, o HostOptions) *Host {
+	t.Helper()
+	n := addrSeq.Load() + 1
+	h := &Host{t: t, Name: o.Name, Addr: nextAddr()}
+	if h.Name == "" {
+		h.Name = fmt.Sprintf("host-%d", n)
+	}
+	h.Port = freePort(t, h.Addr)
+	h.UUID = fmt.Sprintf("%08x-1111-4222-8333-%012x", os.Getpid(), n)
+	// Unix socket paths are limited to 108 bytes: keep the directory short.
+	dir, err := os.MkdirTemp("", "gvd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		} else {
+			t.Logf("host %s files kept in %s", h.Name, dir)
+		}
+	})
+	h.Dir = dir
+	h.SockDir = filepath.Join(dir, "run")
+	h.Config = filepath.Join(dir, "govirtd.conf")
+	h.LogPath = filepath.Join(dir, "daemon.log")
+	conf := fmt.Sprintf(`# govirtd test host %s
+listen_tcp = 1
+listen_tls = 0
+auth_tcp = "none"
+listen_addr = "%s"
+tcp_port = "%d"
+unix_sock_dir = "%s"
+state_dir = "%s"
+hostname = "%s"
+host_uuid = "%s"
+log_level = 2
+log_rpc_calls = 1
+%s
+`, h.Name, h.Addr, h.Port, h.SockDir, filepath.Join(dir, "state"), h.Name, h.UUID, o.Extra)
+	if err := os.WriteFile(h.Config, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Start runs the daemon and waits until it accepts connections.
+func (h *Host) Start() {
+	t := h.t
+	t.Helper()
+	logf, err := os.Create(h.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cmd = exec.Command(daemonBin, "-f", h.Config, "--listen")
+	h.cmd.Stdout, h.cmd.Stderr = logf, logf
+	// Its own process group, so a stop reaches anything it started.
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.exited = make(chan error, 1)
+	go func() { h.exited <- h.cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() {
+		h.Stop()
+		if t.Failed() {
+			h.DumpLog()
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", h.TCPAddr(), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case err := <-h.exited:
+			h.exited <- err
+			h.DumpLog()
+			t.Fatalf("govirtd %s exited during start-up: %v", h.Name, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			h.DumpLog()
+			t.Fatalf("govirtd %s did not listen on %s within 20 s", h.Name, h.TCPAddr())
+		}
+	}
+}
+
+// Stop terminates the daemon (SIGTERM, then SIGKILL) and waits for it.
+func (h *Host) Stop() {
+	if h.cmd == nil || h.cmd.Process == nil {
+		return
+	}
+	select {
+	case err := <-h.exited:
+		h.exited <- err
+		return
+	default:
+	}
+	syscall.Kill(-h.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case err := <-h.exited:
+		h.exited <- err
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+		err := <-h.exited
+		h.exited <- err
+	}
+}
+
+// DumpLog copies the daemon's log into the test output.
+func (h *Host) DumpLog() {
+	data, err := os.ReadFile(h.LogPath)
+	if err != nil {
+		return
+	}
+	h.t.Logf("---- govirtd %s log ----\n%s", h.Name, data)
+}
+
+// TCPAddr is host:port of the TCP listener.
+func (h *Host) TCPAddr() string { return net.JoinHostPort(h.Addr, fmt.Sprint(h.Port)) }
+
+// URI is the qemu+tcp URI of this host.
+func (h *Host) URI() string { return fmt.Sprintf("qemu+tcp://%s/system", h.TCPAddr()) }
+
+// UnixURI is the qemu+unix URI of the read-write socket.
+func (h *Host) UnixURI() string {
+	return "qemu+unix:///system?socket=" + filepath.Join(h.SockDir, "libvirt-sock")
+}
+
+// ROURI is the qemu+unix URI of the read-only socket.
+func (h *Host) ROURI() string {
+	return "qemu+unix:///system?socket=" + filepath.Join(h.SockDir, "libvirt-sock-ro")
+}
+
+// Result is what a client command printed.
+type Result struct {
+	Stdout, Stderr string
+	Err            error
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("err=%v\nstdout:\n%s\nstderr:\n%s", r.Err, r.Stdout, r.Stderr)
+}
+
+// run runs a client command with a timeout.
+func run(t *testing.T, timeout time.Duration, name string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%s timed out after %v: %w", name, timeout, ctx.Err())
+	}
+	return Result{Stdout: out.String(), Stderr: errb.String(), Err: err}
+}
+
+// Virsh runs virsh against uri.
+func Virsh(t *testing.T, uri string, args ...string) Result {
+	t.Helper()
+	return run(t, 30*time.Second, "virsh", append([]string{"-q", "-c", uri}, args...)...)
+}
+
+// MustVirsh runs virsh and fails the test if it fails.
+func MustVirsh(t *testing.T, uri string, args ...string) string {
+	t.Helper()
+	r := Virsh(t, uri, args...)
+	if r.Err != nil {
+		t.Fatalf("virsh %s: %s", strings.Join(args, " "), r)
+	}
+	return r.Stdout
+}
+
+// Python runs a python3-libvirt script with Debian's interpreter (the first
+// python3 on PATH may be another install without the libvirt module).
+func Python(t *testing.T, script string, args ...string) Result {
+	t.Helper()
+	return run(t, 60*time.Second, "/usr/bin/python3", append([]string{"-c", script}, args...)...)
+}
+
+// requireTools skips a test when a client it needs is not installed; the
+// README's test command installs them, so a skip here means a setup
+// problem, not a pass.
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not installed (make deps installs it)", tool)
+			}
+			t.Skipf("%s is not installed (make deps installs it)", tool)
+		}
+	}
+}
+
+// lines splits output into trimmed non-empty lines.
+func lines(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
