@@ -109,6 +109,8 @@ var templates = map[Code]template{
 	libvirt.ErrInvalidArg:           {"invalid argument", "invalid argument: %s"},
 	libvirt.ErrOperationFailed:      {"operation failed", "operation failed: %s"},
 	libvirt.ErrXMLError:             {"XML description is invalid or not well formed", "XML error: %s"},
+	libvirt.ErrXMLDetail:            {"parser error", "%s"},
+	libvirt.ErrNoName:               {"missing name information", "missing name information in %s"},
 	libvirt.ErrDomExist:             {"this domain exists already", "domain %s exists already"},
 	libvirt.ErrOperationDenied:      {"operation forbidden for read only access", "operation forbidden: %s"},
 	libvirt.ErrSystemError:          {"system call error", "%s"},
