@@ -1,0 +1,5 @@
+//go:build !linux
+
+package qemucmd
+
+func hostIsCDROM(string) bool { return false }
