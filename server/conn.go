@@ -53,6 +53,7 @@ type Conn struct {
 	keepalive atomic.Bool // the client asked for PROGRAM_KEEPALIVE
 
 	events eventRegistry
+	eventQ chan queuedEvent
 
 	closeOnce sync.Once
 }
@@ -69,6 +70,7 @@ func newConn(srv *Server, nc net.Conn, readOnly bool, listener string, id uint64
 		cancel:   cancel,
 		bw:       bufio.NewWriterSize(nc, 64*1024),
 		inflight: make(chan struct{}, srv.cfg.MaxClientRequests),
+		eventQ:   make(chan queuedEvent, eventQueueLen),
 	}
 	c.log = srv.log.With("conn", id, "listener", listener, "peer", peerName(nc))
 	c.lastRecv.Store(time.Now().UnixNano())
@@ -90,6 +92,7 @@ func (c *Conn) serve() {
 	c.log.Debug("client connected")
 	defer c.close("")
 	go c.keepaliveLoop()
+	go c.eventLoop()
 	br := bufio.NewReaderSize(c.nc, 64*1024)
 	for {
 		p, err := rpc.ReadPacket(br)

@@ -6,6 +6,9 @@ import (
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/driver"
+	"github.com/govirtd/govirtd/rpc"
+	"github.com/govirtd/govirtd/xdr"
 )
 
 // eventRegistry holds a connection's domain event callbacks. libvirt numbers
@@ -41,4 +44,89 @@ func (r *eventRegistry) deregister(id int32) error {
 	}
 	delete(r.callbacks, id)
 	return nil
+}
+
+// matching returns the callback ids registered for an event.
+func (r *eventRegistry) matching(ev driver.Event) []int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []int32
+	for id, cb := range r.callbacks {
+		if cb.eventID != int32(ev.ID) {
+			continue
+		}
+		if cb.dom != nil && cb.dom.UUID != ev.Dom.UUID {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// eventQueueLen bounds the events waiting for a slow client. A client
+// that falls this far behind is not reading at all; it is disconnected
+// rather than allowed to grow the daemon's memory without bound.
+const eventQueueLen = 1024
+
+// deliverEvent is the driver's event sink: it queues the event for every
+// connection with a matching callback. It never blocks the driver.
+func (s *Server) deliverEvent(ev driver.Event) {
+	s.mu.Lock()
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		for _, id := range c.events.matching(ev) {
+			proc, body, ok := encodeEvent(id, ev)
+			if !ok {
+				continue
+			}
+			select {
+			case c.eventQ <- queuedEvent{proc: proc, body: body}:
+			default:
+				go c.close("event queue overflow: client is not reading")
+			}
+		}
+	}
+}
+
+type queuedEvent struct {
+	proc rpc.Procedure
+	body []byte
+}
+
+// encodeEvent builds the callback-style event message for one callback.
+func encodeEvent(callbackID int32, ev driver.Event) (rpc.Procedure, []byte, bool) {
+	var proc rpc.Procedure
+	var msg any
+	switch ev.ID {
+	case libvirt.DomainEventIDLifecycle:
+		proc = rpc.ProcDomainEventCallbackLifecycle
+		msg = &libvirt.DomainEventCallbackLifecycleMsg{CallbackID: callbackID, Msg: libvirt.DomainEventLifecycleMsg{Dom: ev.Dom, Event: ev.Event, Detail: ev.Detail}}
+	case libvirt.DomainEventIDReboot:
+		proc = rpc.ProcDomainEventCallbackReboot
+		msg = &libvirt.DomainEventCallbackRebootMsg{CallbackID: callbackID, Msg: libvirt.DomainEventRebootMsg{Dom: ev.Dom}}
+	default:
+		return 0, nil, false
+	}
+	body, err := xdr.Marshal(msg)
+	if err != nil {
+		return 0, nil, false
+	}
+	return proc, body, true
+}
+
+// eventLoop writes queued events to the client, in order.
+func (c *Conn) eventLoop() {
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case ev := <-c.eventQ:
+			// Events are MESSAGEs with serial 1, as libvirtd sends them.
+			c.send(rpc.Header{Program: rpc.ProgramRemote, Version: rpc.ProtocolVersion, Procedure: ev.proc, Type: rpc.Message, Serial: 1, Status: rpc.OK}, ev.body)
+		}
+	}
 }

@@ -44,6 +44,10 @@ func registerHandlers(t *Table, s *Server) {
 	t.ConnectGetCapabilities(func(c *Call) (*libvirt.ConnectGetCapabilitiesRet, error) {
 		return &libvirt.ConnectGetCapabilitiesRet{Capabilities: s.drv.Capabilities()}, nil
 	})
+	t.ConnectGetDomainCapabilities(func(c *Call, a *libvirt.ConnectGetDomainCapabilitiesArgs) (*libvirt.ConnectGetDomainCapabilitiesRet, error) {
+		x, err := s.drv.DomainCapabilities(optString(a.Emulatorbin), optString(a.Arch), optString(a.Machine), optString(a.Virttype))
+		return &libvirt.ConnectGetDomainCapabilitiesRet{Capabilities: x}, err
+	})
 	t.NodeGetInfo(func(c *Call) (*libvirt.NodeGetInfoRet, error) {
 		ni := s.drv.NodeInfo()
 		ret := &libvirt.NodeGetInfoRet{Memory: ni.Memory, Cpus: ni.CPUs, Mhz: ni.MHz, Nodes: ni.Nodes, Sockets: ni.Sockets, Cores: ni.Cores, Threads: ni.Threads}
@@ -71,16 +75,15 @@ func registerHandlers(t *Table, s *Server) {
 		return c.Conn.events.deregister(a.CallbackID)
 	})
 	registerDomainListHandlers(t, s)
+	registerDomainHandlers(t, s)
+	registerEmptyDriverHandlers(t)
 }
 
 func (s *Server) connectOpen(c *Call, a *libvirt.ConnectOpenArgs) error {
 	if c.Conn.opened.Load() {
 		return compat.Errorf(libvirt.ErrInternalError, compat.FromNone, "connection already open")
 	}
-	name := ""
-	if len(a.Name) == 1 {
-		name = a.Name[0]
-	}
+	name := optString(a.Name)
 	if err := s.drv.AcceptsURI(name); err != nil {
 		return err
 	}
@@ -108,4 +111,12 @@ func (s *Server) connectSupportsFeature(c *Call, a *libvirt.ConnectSupportsFeatu
 		ret.Supported = 1
 	}
 	return ret, nil
+}
+
+// optString unwraps an optional string; absent is "".
+func optString(o libvirt.OptString) string {
+	if len(o) == 1 {
+		return o[0]
+	}
+	return ""
 }

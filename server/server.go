@@ -42,6 +42,7 @@ func New(cfg *config.Config, drv driver.Driver, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, drv: drv, log: log, ctx: ctx, cancel: cancel, conns: map[*Conn]struct{}{}}
 	s.table = NewTable()
 	registerHandlers(s.table, s)
+	drv.SetEventSink(s.deliverEvent)
 	return s
 }
 

@@ -27,14 +27,22 @@ import (
 // fakeDriver answers host queries with fixed values; ListAllDomains can be
 // made to block to test that one slow call holds up nobody else.
 type fakeDriver struct {
+	// Domain calls other than ListAllDomains are not faked: calling one
+	// panics, which the server must turn into an error reply.
+	driver.Domains
 	block chan struct{} // when non-nil, ListAllDomains waits for it
 }
+
+func (f *fakeDriver) SetEventSink(func(driver.Event)) {}
 
 func (f *fakeDriver) Type() string         { return "QEMU" }
 func (f *fakeDriver) URI() string          { return "qemu:///system" }
 func (f *fakeDriver) Version() uint64      { return 7002022 }
 func (f *fakeDriver) Hostname() string     { return "fakehost" }
 func (f *fakeDriver) Capabilities() string { return "<capabilities/>" }
+func (f *fakeDriver) DomainCapabilities(string, string, string, string) (string, error) {
+	return "<domainCapabilities/>", nil
+}
 func (f *fakeDriver) NodeInfo() driver.NodeInfo {
 	return driver.NodeInfo{Model: "x86_64", Memory: 1024, CPUs: 2, MHz: 1000, Nodes: 1, Sockets: 1, Cores: 2, Threads: 1}
 }
@@ -295,6 +303,21 @@ func TestBadInputGetsErrorsNotCrashes(t *testing.T) {
 	l := ts.client(t, "libvirt-sock")
 	if _, err := l.ConnectGetHostname(); err != nil {
 		t.Fatalf("another client after the bad one: %v", err)
+	}
+}
+
+// TestHandlerPanicIsAnError: a bug in a handler costs that call, not the
+// daemon or the connection.
+func TestHandlerPanicIsAnError(t *testing.T) {
+	ts := start(t, nil)
+	l := ts.client(t, "libvirt-sock")
+	_, err := l.DomainLookupByName("x")
+	var le libvirt.Error
+	if !errors.As(err, &le) || le.Code != uint32(libvirt.ErrInternalError) {
+		t.Fatalf("got %v, want an internal error", err)
+	}
+	if _, err := l.ConnectGetHostname(); err != nil {
+		t.Fatalf("connection unusable after a handler panic: %v", err)
 	}
 }
 

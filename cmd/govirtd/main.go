@@ -112,6 +112,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Running domains keep running when the daemon stops, as with
+	// libvirtd: the next start finds them again.
+	defer drv.Close()
 	srv := server.New(cfg, drv, log)
 	if err := srv.Listen(listen); err != nil {
 		return err

@@ -1,5 +1,5 @@
-// Package qemu is govirtd's QEMU driver: the host it runs on, and (as the
-// driver grows) domains as real QEMU processes controlled over QMP.
+// Package qemu is govirtd's QEMU driver: the host it runs on, and domains as
+// real QEMU processes controlled over QMP.
 package qemu
 
 import (
@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
+	"sync/atomic"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/driver/qemu/caps"
+	"github.com/govirtd/govirtd/driver/qemu/store"
 )
 
 // Options configures the driver.
@@ -25,15 +28,31 @@ type Options struct {
 
 // Driver is the QEMU driver.
 type Driver struct {
-	opts Options
-	host *caps.Host
+	opts  Options
+	host  *caps.Host
+	store *store.Store
+	log   *slog.Logger
+
+	mu     sync.RWMutex
+	byUUID map[libvirt.UUID]*domain
+	byName map[string]*domain
+	lastID atomic.Int32
+
+	sinkMu sync.RWMutex
+	sink   func(driver.Event)
+
+	// ctx lives as long as the driver: background work (event handling,
+	// exit handling) uses it rather than a caller's request context.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 var _ driver.Driver = (*Driver)(nil)
 
-// New probes the host and its QEMU binaries once; the result is reused for
-// every call (libvirt re-probes on its first use after a restart, which
-// cost seconds in the captures).
+// New probes the host and its QEMU binaries once (libvirt re-probes on its
+// first use after a restart, which cost seconds in the captures), loads the
+// stored domains, reattaches to QEMU processes that survived a daemon
+// restart, and starts autostart domains.
 func New(ctx context.Context, opts Options) (*Driver, error) {
 	host, err := caps.Probe(ctx, caps.Options{HostUUID: opts.HostUUID})
 	if err != nil {
@@ -42,7 +61,51 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	for _, w := range host.Warnings() {
 		opts.Log.Warn("host probe", "warning", w)
 	}
-	return &Driver{opts: opts, host: host}, nil
+	st, err := store.Open(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithCancel(context.Background())
+	d := &Driver{opts: opts, host: host, store: st, log: opts.Log,
+		byUUID: map[libvirt.UUID]*domain{}, byName: map[string]*domain{}, ctx: dctx, cancel: cancel}
+	if err := d.load(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close stops background work. Running QEMU processes are left running: a
+// restarted daemon finds them again.
+func (d *Driver) Close() {
+	d.cancel()
+	for _, dom := range d.all() {
+		dom.mu.Lock()
+		if dom.mon != nil {
+			dom.mon.Close()
+		}
+		dom.mu.Unlock()
+	}
+}
+
+// SetEventSink implements driver.Driver.
+func (d *Driver) SetEventSink(sink func(driver.Event)) {
+	d.sinkMu.Lock()
+	d.sink = sink
+	d.sinkMu.Unlock()
+}
+
+func (d *Driver) emit(ev driver.Event) {
+	d.sinkMu.RLock()
+	sink := d.sink
+	d.sinkMu.RUnlock()
+	if sink != nil {
+		sink(ev)
+	}
+}
+
+func (d *Driver) emitLifecycle(dom libvirt.Domain, event libvirt.DomainEventType, detail int32) {
+	d.emit(driver.Event{ID: libvirt.DomainEventIDLifecycle, Dom: dom, Event: int32(event), Detail: detail})
 }
 
 // Type implements driver.Driver.
@@ -59,10 +122,7 @@ func (d *Driver) AcceptsURI(name string) error {
 		return nil
 	}
 	u, err := url.Parse(name)
-	if err != nil || u.Scheme != "qemu" {
-		return compat.Errorf(libvirt.ErrNoConnect, compat.FromNone, "%s", name)
-	}
-	if u.Host != "" {
+	if err != nil || u.Scheme != "qemu" || u.Host != "" {
 		// The client strips transport and host before CONNECT_OPEN; a host
 		// here means a remote URI the daemon cannot serve itself.
 		return compat.Errorf(libvirt.ErrNoConnect, compat.FromNone, "%s", name)
@@ -82,14 +142,13 @@ func (d *Driver) Hostname() string { return d.opts.Hostname }
 // Capabilities implements driver.Driver.
 func (d *Driver) Capabilities() string { return d.host.CapabilitiesXML() }
 
+// DomainCapabilities implements driver.Driver.
+func (d *Driver) DomainCapabilities(emulator, arch, machine, virttype string) (string, error) {
+	return d.host.DomainCapabilities(emulator, arch, machine, virttype)
+}
+
 // NodeInfo implements driver.Driver.
 func (d *Driver) NodeInfo() driver.NodeInfo {
 	n := d.host.NodeInfo()
 	return driver.NodeInfo{Model: n.Model, Memory: n.Memory, CPUs: n.CPUs, MHz: n.MHz, Nodes: n.Nodes, Sockets: n.Sockets, Cores: n.Cores, Threads: n.Threads}
-}
-
-// ListAllDomains implements driver.Driver. Domains arrive with the domain
-// store; until then the host has none.
-func (d *Driver) ListAllDomains(ctx context.Context, flags libvirt.ConnectListAllDomainsFlags) ([]libvirt.Domain, error) {
-	return nil, nil
 }

@@ -193,3 +193,25 @@ func TestUnknownKeysWarn(t *testing.T) {
 		t.Errorf("no warning for the unknown key in the log:\n%s", log)
 	}
 }
+
+// TestVirshDomCapabilities: virsh domcapabilities answers for this host's
+// QEMU, and refuses an unknown machine in libvirt's words.
+func TestVirshDomCapabilities(t *testing.T) {
+	requireTools(t, "virsh", "qemu-system-x86_64")
+	t.Parallel()
+	h := StartHost(t, HostOptions{})
+	out := MustVirsh(t, h.URI(), "domcapabilities", "--virttype", "qemu")
+	for _, want := range []string{"<path>/usr/bin/qemu-system-x86_64</path>", "<domain>qemu</domain>", "<machine>pc-i440fx-", "<arch>x86_64</arch>"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("domcapabilities lacks %q:\n%s", want, out)
+		}
+	}
+	q35 := MustVirsh(t, h.URI(), "domcapabilities", "--virttype", "qemu", "--machine", "q35")
+	if !strings.Contains(q35, "<machine>pc-q35-") || !strings.Contains(q35, "<vcpu max='288'/>") {
+		t.Errorf("q35 domcapabilities:\n%s", q35)
+	}
+	r := Virsh(t, h.URI(), "domcapabilities", "--virttype", "qemu", "--machine", "nosuch")
+	if r.Err == nil || !strings.Contains(r.Stderr, "the machine 'nosuch' is not supported by emulator") {
+		t.Errorf("unknown machine:\n%s", r)
+	}
+}

@@ -72,6 +72,7 @@ type Host struct {
 	LogPath string
 	cmd     *exec.Cmd
 	exited  chan error
+	cleanup bool
 	t       *testing.T
 }
 
@@ -113,6 +114,11 @@ func NewHost(t *testing.T, o HostOptions) *Host {
 		}
 	})
 	h.Dir = dir
+	// QEMU processes run in sessions of their own and outlive the daemon
+	// (by design): kill every one this host started. Their command lines
+	// name files under the host's directory. Registered first, so it runs
+	// after the daemon is stopped.
+	t.Cleanup(func() { killProcessesUnder(dir) })
 	h.SockDir = filepath.Join(dir, "run")
 	h.Config = filepath.Join(dir, "govirtd.conf")
 	h.LogPath = filepath.Join(dir, "daemon.log")
@@ -140,7 +146,7 @@ log_rpc_calls = 1
 func (h *Host) Start() {
 	t := h.t
 	t.Helper()
-	logf, err := os.Create(h.LogPath)
+	logf, err := os.OpenFile(h.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,12 +159,15 @@ func (h *Host) Start() {
 	}
 	h.exited = make(chan error, 1)
 	go func() { h.exited <- h.cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() {
-		h.Stop()
-		if t.Failed() {
-			h.DumpLog()
-		}
-	})
+	if !h.cleanup {
+		h.cleanup = true
+		t.Cleanup(func() {
+			h.Stop()
+			if t.Failed() {
+				h.DumpLog()
+			}
+		})
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", h.TCPAddr(), 200*time.Millisecond)
@@ -200,6 +209,40 @@ func (h *Host) Stop() {
 		err := <-h.exited
 		h.exited <- err
 	}
+}
+
+// Kill9 kills the daemon the way a crash would: no clean-up at all.
+func (h *Host) Kill9() {
+	h.t.Helper()
+	syscall.Kill(h.cmd.Process.Pid, syscall.SIGKILL)
+	<-h.exited
+	h.exited <- nil
+}
+
+// Restart starts the daemon again with the same configuration and state.
+func (h *Host) Restart() {
+	h.t.Helper()
+	h.Stop()
+	h.cmd = nil
+	h.Start()
+}
+
+// killProcessesUnder kills every process whose command line mentions dir.
+func killProcessesUnder(dir string) {
+	out, _ := exec.Command("pgrep", "-f", dir).Output()
+	for _, f := range strings.Fields(string(out)) {
+		var pid int
+		fmt.Sscan(f, &pid)
+		if pid > 1 && pid != os.Getpid() {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// QEMUPids lists the QEMU processes this host started that still run.
+func (h *Host) QEMUPids() []string {
+	out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+h.Dir).Output()
+	return strings.Fields(string(out))
 }
 
 // DumpLog copies the daemon's log into the test output.

@@ -1,0 +1,156 @@
+package compat_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The test guest (test/guest): a kernel and an initramfs whose /init prints
+// a boot id and a rising counter on its serial console.
+var (
+	guestOnce   sync.Once
+	guestKernel string
+	guestInitrd string
+	guestErr    error
+)
+
+// testGuest builds the guest once per test run (build.sh caches across runs).
+func testGuest(t *testing.T) (kernel, initrd string) {
+	t.Helper()
+	guestOnce.Do(func() {
+		root, err := filepath.Abs("../..")
+		if err != nil {
+			guestErr = err
+			return
+		}
+		cmd := exec.Command(filepath.Join(root, "test/guest/build.sh"))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			guestErr = fmt.Errorf("build test guest: %v\n%s", err, stderr.String())
+			return
+		}
+		paths := lines(string(out))
+		if len(paths) != 2 {
+			guestErr = fmt.Errorf("build.sh printed %q, want two paths", out)
+			return
+		}
+		guestKernel, guestInitrd = paths[0], paths[1]
+	})
+	if guestErr != nil {
+		t.Fatal(guestErr)
+	}
+	return guestKernel, guestInitrd
+}
+
+// GuestOptions shape a test guest domain.
+type GuestOptions struct {
+	Name      string
+	MemoryMiB int    // default 128
+	DirtyMB   int    // memory the guest rewrites and checks
+	DirtyRate int    // MiB/s
+	Serial    string // serial log path (type file, append)
+}
+
+// GuestXML is a domain definition for the test guest, with a serial
+// console appended to a file so the test can read its ticks.
+func GuestXML(t *testing.T, o GuestOptions) string {
+	t.Helper()
+	kernel, initrd := testGuest(t)
+	if o.MemoryMiB == 0 {
+		o.MemoryMiB = 128
+	}
+	cmdline := "console=ttyS0 quiet cryptomgr.notests acpi=off pti=on tick_ms=200"
+	if o.DirtyMB > 0 {
+		cmdline += fmt.Sprintf(" dirty_mb=%d dirty_rate_mb=%d", o.DirtyMB, o.DirtyRate)
+	}
+	return fmt.Sprintf(`<domain type='qemu'>
+  <name>%s</name>
+  <memory unit='MiB'>%d</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>%s</kernel>
+    <initrd>%s</initrd>
+    <cmdline>%s</cmdline>
+  </os>
+  <devices>
+    <serial type='file'>
+      <source path='%s' append='on'/>
+      <target port='0'/>
+    </serial>
+  </devices>
+</domain>
+`, o.Name, o.MemoryMiB, kernel, initrd, cmdline, o.Serial)
+}
+
+// Tick is one GUEST TICK line.
+type Tick struct {
+	BootID string
+	N      int
+	Mism   int
+}
+
+var tickLine = regexp.MustCompile(`GUEST TICK id=([0-9a-f]+) n=(\d+) mism=(\d+)`)
+
+// Ticks parses a serial log.
+func Ticks(path string) []Tick {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []Tick
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if m := tickLine.FindStringSubmatch(sc.Text()); m != nil {
+			n, _ := strconv.Atoi(m[2])
+			mism, _ := strconv.Atoi(m[3])
+			out = append(out, Tick{BootID: m[1], N: n, Mism: mism})
+		}
+	}
+	return out
+}
+
+// LastTick returns the newest tick in a serial log.
+func LastTick(path string) (Tick, bool) {
+	ts := Ticks(path)
+	if len(ts) == 0 {
+		return Tick{}, false
+	}
+	return ts[len(ts)-1], true
+}
+
+// WaitTicks waits until the guest has ticked beyond n (and returns the
+// newest tick), or fails the test.
+func WaitTicks(t *testing.T, path string, beyond int, timeout time.Duration) Tick {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if tk, ok := LastTick(path); ok && tk.N > beyond {
+			return tk
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	data, _ := os.ReadFile(path)
+	t.Fatalf("guest did not tick past %d within %v; serial log:\n%s", beyond, timeout, tail(string(data), 20))
+	return Tick{}
+}
+
+func tail(s string, n int) string {
+	ls := strings.Split(s, "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
