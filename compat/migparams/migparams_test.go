@@ -1,0 +1,203 @@
+package migparams
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	libvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/typedparams"
+)
+
+func TestParseEveryParam(t *testing.T) {
+	var l typedparams.List
+	l.AddString(ParamURI, "tcp:h:49152").AddString(ParamDestName, "other").AddString(ParamDestXML, "<domain/>").
+		AddString(ParamPersistXML, "<domain/>").AddULLong(ParamBandwidth, 5).AddULLong(ParamBandwidthPostcopy, 7).
+		AddString(ParamGraphicsURI, "spice://h").AddString(ParamListenAddress, "::").
+		AddString(ParamMigrateDisks, "vda").AddString(ParamMigrateDisks, "vdb").AddInt(ParamDisksPort, 49153).
+		AddString(ParamDisksURI, "unix:/s").AddString(ParamCompression, "xbzrle").AddString(ParamCompression, "mt").
+		AddInt(ParamCompressionMTLevel, 0).AddInt(ParamCompressionMTThreads, 2).AddInt(ParamCompressionMTDThreads, 3).
+		AddULLong(ParamCompressionXBZRLE, 1<<20).AddInt(ParamAutoConvergeInitial, 20).AddInt(ParamAutoConvergeIncrement, 10).
+		AddInt(ParamParallelConnections, 4).AddString(ParamTLSDestination, "h.example")
+	p, err := Parse(l.Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Params{
+		URI: "tcp:h:49152", DestName: "other", DestXML: "<domain/>", PersistXML: "<domain/>",
+		Bandwidth: 5, BandwidthPostcopy: 7, GraphicsURI: "spice://h", ListenAddress: "::",
+		MigrateDisks: []string{"vda", "vdb"}, DisksPort: 49153, DisksURI: "unix:/s",
+		Compression: []string{"xbzrle", "mt"}, CompressionMTLevel: 0, CompressionMTThreads: 2,
+		CompressionMTDThreads: 3, CompressionXBZRLECache: 1 << 20, AutoConvergeInitial: 20,
+		AutoConvergeIncrement: 10, ParallelConnections: 4, TLSDestination: "h.example",
+		HasCompressionMTLevel: true, HasCompressionMTThreads: true, HasCompressionMTDThreads: true,
+		HasCompressionXBZRLECache: true, HasAutoConvergeInitial: true, HasAutoConvergeIncrement: true,
+		HasParallelConnections: true,
+	}
+	if !reflect.DeepEqual(p, want) {
+		t.Fatalf("got %+v\nwant %+v", p, want)
+	}
+	// Round trip through the wire form.
+	p2, err := Parse(p.TypedParams())
+	if err != nil || !reflect.DeepEqual(p2, want) {
+		t.Fatalf("round trip: %v %+v", err, p2)
+	}
+	if n := len(Accepted); len(l.Params()) != n+2 { // two multiples repeated
+		t.Errorf("test covers %d params, accepted list has %d", len(l.Params())-2, n)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		l    *typedparams.List
+		code libvirt.ErrorNumber
+		msg  string
+	}{
+		{"unknown", new(typedparams.List).AddString("bogus", "x"), libvirt.ErrArgumentUnsupported,
+			"parameter 'bogus' not supported"},
+		// Added in libvirt 9.4, so a 9.0 daemon refuses it.
+		{"zlib level is 9.4", new(typedparams.List).AddInt("compression.zlib.level", 1), libvirt.ErrArgumentUnsupported,
+			"parameter 'compression.zlib.level' not supported"},
+		{"bandwidth as int", new(typedparams.List).AddInt(ParamBandwidth, 1), libvirt.ErrInvalidArg,
+			"invalid type 'int' for parameter 'bandwidth', expected 'ullong'"},
+		{"uri twice", new(typedparams.List).AddString(ParamURI, "a").AddString(ParamURI, "b"), libvirt.ErrInvalidArg,
+			"parameter 'migrate_uri' occurs multiple times"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.l.Params())
+			le := compat.As(err)
+			if err == nil || le.Code != tt.code || le.Detail != tt.msg {
+				t.Fatalf("got %v, want %q", err, tt.msg)
+			}
+		})
+	}
+}
+
+func TestTypedParamsOrder(t *testing.T) {
+	p := &Params{DestXML: "x", DestName: "n", URI: "tcp:h:1", Bandwidth: 3}
+	var names []string
+	for _, tp := range p.TypedParams() {
+		names = append(names, tp.Field)
+	}
+	if got := strings.Join(names, ","); got != "destination_xml,destination_name,migrate_uri,bandwidth" {
+		t.Errorf("order %s", got)
+	}
+	if got := (&Params{}).TypedParams(); len(got) != 0 {
+		t.Errorf("empty params encoded as %v", got)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	if s := (Live | PeerToPeer | 1<<30).String(); s != "VIR_MIGRATE_LIVE|VIR_MIGRATE_PEER2PEER|0x40000000" {
+		t.Errorf("String = %s", s)
+	}
+	if Zerocopy != 1048576 || Offline != 1024 || Unsafe != 512 || NonSharedSynchronousWrites != 1<<18 {
+		t.Error("flag values")
+	}
+	tests := []struct {
+		flags Flags
+		code  libvirt.ErrorNumber
+		msg   string
+	}{
+		{Live, 0, ""},
+		{0x101, 0, ""},
+		{Live | PeerToPeer | Tunnelled, 0, ""},
+		{0x508, 0, ""}, // offline + persistent as virsh sends it
+		{Offline | PersistDest | Live, 0, ""},
+		{Live | PersistDest | UndefineSource | ChangeProtection | Paused | Unsafe | AbortOnError | AutoConverge, 0, ""},
+		{Live | Tunnelled, libvirt.ErrInvalidArg, "cannot perform tunnelled migration without using peer2peer flag"},
+		{NonSharedDisk | NonSharedInc, libvirt.ErrInvalidArg,
+			"Flags 'VIR_MIGRATE_NON_SHARED_DISK' and 'VIR_MIGRATE_NON_SHARED_INC' are mutually exclusive"},
+		{Offline, libvirt.ErrOperationInvalid, "offline migration must be specified with the persistent flag set"},
+		{Offline | PersistDest | NonSharedDisk, libvirt.ErrOperationInvalid, "offline migration cannot handle non-shared storage"},
+		{Offline | PersistDest | PeerToPeer | Tunnelled, libvirt.ErrOperationInvalid, "tunnelled offline migration does not make sense"},
+		{Postcopy, libvirt.ErrArgumentUnsupported, "post-copy migration is not supported with non-live or paused migration"},
+		{Postcopy | Live | PeerToPeer | Tunnelled, libvirt.ErrArgumentUnsupported, "post-copy is not supported with tunnelled migration"},
+		{Zerocopy | Live, libvirt.ErrOperationInvalid, "zero-copy is only available for parallel migration"},
+		{NonSharedDisk | Live | PeerToPeer | Tunnelled, libvirt.ErrOperationUnsupported,
+			"migration of non-shared storage is not supported with tunnelled migration and this QEMU"},
+		{Postcopy | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_POSTCOPY is not supported by govirtd"},
+		{NonSharedDisk | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_NON_SHARED_DISK is not supported by govirtd"},
+		{Compressed | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_COMPRESSED is not supported by govirtd"},
+		{TLS | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_TLS is not supported by govirtd"},
+		{Parallel | Zerocopy | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_PARALLEL is not supported by govirtd"},
+		{RDMAPinAll, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_RDMA_PIN_ALL is not supported by govirtd"},
+	}
+	for _, tt := range tests {
+		err := CheckFlags(tt.flags)
+		if tt.code == 0 {
+			if err != nil {
+				t.Errorf("%v: %v", tt.flags, err)
+			}
+			continue
+		}
+		le := compat.As(err)
+		if err == nil || le.Code != tt.code || le.Detail != tt.msg {
+			t.Errorf("%v: got %v, want %q", tt.flags, err, tt.msg)
+		}
+	}
+	if err := CheckKnown(Live|1<<25, "qemuDomainMigrateBegin3Params"); compat.As(err).Detail !=
+		"qemuDomainMigrateBegin3Params: unsupported flags (0x2000000)" {
+		t.Errorf("CheckKnown: %v", err)
+	}
+	if CheckKnown(Known, "f") != nil {
+		t.Error("CheckKnown refused a known flag")
+	}
+	if (Live | AbortOnError | AutoConverge | PeerToPeer).DestFlags() != Live|PeerToPeer {
+		t.Error("DestFlags")
+	}
+}
+
+func TestJobStatsOrder(t *testing.T) {
+	names := func(ps []libvirt.TypedParam) string {
+		var n []string
+		for _, p := range ps {
+			n = append(n, p.Field)
+		}
+		return strings.Join(n, ",")
+	}
+	// A completed migration as in facts §5 (JOB_COMPLETED).
+	s := &JobStats{
+		Operation: OperationMigrationOut, TimeElapsed: 455, TimeDelta: 3, TimeDeltaSet: true,
+		Downtime: 17, DowntimeSet: true, SetupTime: 3, SetupTimeSet: true,
+		MemoryBPS: 47767588, MemoryDuplicateSet: true, MemoryPageSize: 4096,
+	}
+	ps := s.TypedParams()
+	want := "operation,time_elapsed,time_elapsed_net,downtime,downtime_net,setup_time," +
+		"data_total,data_processed,data_remaining,memory_total,memory_processed,memory_remaining," +
+		"memory_bps,memory_constant,memory_normal,memory_normal_bytes,memory_dirty_rate," +
+		"memory_iteration,memory_postcopy_requests,memory_page_size,disk_total,disk_processed,disk_remaining"
+	if got := names(ps); got != want {
+		t.Errorf("order\n got %s\nwant %s", got, want)
+	}
+	if ps[0].Value.D != uint32(typedparams.TypeInt) || ps[1].Value.D != uint32(typedparams.TypeULLong) {
+		t.Error("types")
+	}
+	if v, _, _ := typedparams.Uint64(ps, JobTimeElapsedNet); v != 452 {
+		t.Errorf("time_elapsed_net = %d", v)
+	}
+	if v, _, _ := typedparams.Uint64(ps, JobDowntimeNet); v != 14 {
+		t.Errorf("downtime_net = %d", v)
+	}
+	// Unknown downtime/setup and zero rates are omitted; throttle is INT.
+	s = &JobStats{Operation: OperationMigrationOut, AutoConvergeThrottle: 20, XBZRLESet: true, DiskBPS: 1}
+	got := names(s.TypedParams())
+	if strings.Contains(got, "downtime") || strings.Contains(got, "setup_time") || strings.Contains(got, "memory_bps") ||
+		strings.Contains(got, "memory_page_size") || strings.Contains(got, "memory_constant") {
+		t.Errorf("unknown values present: %s", got)
+	}
+	if !strings.HasSuffix(got, "disk_bps,compression_cache,compression_bytes,compression_pages,compression_cache_misses,compression_overflow,auto_converge_throttle") {
+		t.Errorf("tail: %s", got)
+	}
+	ps = s.TypedParams()
+	if ps[len(ps)-1].Value.D != uint32(typedparams.TypeInt) {
+		t.Error("auto_converge_throttle must be INT")
+	}
+	if got := names((&JobStats{SaveDump: true}).TypedParams()); strings.Contains(got, "disk_total") {
+		t.Errorf("save/dump stats include disk: %s", got)
+	}
+}
