@@ -47,6 +47,9 @@ type Error struct {
 	// Err is an underlying Go error kept for logs and errors.Is; clients
 	// never see it.
 	Err error
+	// Verbatim marks an error relayed from another libvirt daemon: Detail
+	// is already the whole message and is passed on unchanged.
+	Verbatim bool
 }
 
 // Errorf makes an Error whose detail is formatted like fmt.Sprintf.
@@ -56,6 +59,9 @@ func Errorf(code Code, domain Domain, format string, args ...any) *Error {
 
 // Template is libvirt's printf template for the message (libvirt's str1).
 func (e *Error) Template() string {
+	if e.Verbatim {
+		return "%s"
+	}
 	t, ok := templates[e.Code]
 	if !ok {
 		return "%s"
@@ -129,6 +135,7 @@ var templates = map[Code]template{
 	libvirt.ErrNoDomainSnapshot:     {"Domain snapshot not found", "Domain snapshot not found: %s"},
 	libvirt.ErrArgumentUnsupported:  {"argument unsupported", "argument unsupported: %s"},
 	libvirt.ErrOperationAborted:     {"operation aborted", "operation aborted: %s"},
+	libvirt.ErrMigratePersistFailed: {"Failed to make domain persistent after migration", "Failed to make domain persistent after migration: %s"},
 	libvirt.ErrMigrateUnsafe:        {"Unsafe migration", "Unsafe migration: %s"},
 	libvirt.ErrOperationUnsupported: {"Operation not supported", "Operation not supported: %s"},
 	libvirt.ErrMultipleDomains:      {"multiple matching domains found", "multiple matching domains found: %s"},

@@ -41,6 +41,16 @@ var Features = map[Feature]bool{
 	// CONNECT_REGISTER_CLOSE_CALLBACK is accepted; nothing else is needed on
 	// the server side for it.
 	FeatureRemoteCloseCallback: true,
+	// Migration protocol v3 with typed parameters, managed and
+	// peer-to-peer, offline, with change protection (the job lock is held
+	// from Begin to Confirm) and migratable XML (VIR_DOMAIN_XML_MIGRATABLE).
+	// Not v1/v2 and not direct migration.
+	FeatureMigrationV3:             true,
+	FeatureMigrationParams:         true,
+	FeatureMigrationP2P:            true,
+	FeatureMigrationOffline:        true,
+	FeatureMigrateChangeProtection: true,
+	FeatureXMLMigratable:           true,
 }
 
 // Supports reports whether feature f is implemented.

@@ -30,6 +30,11 @@ type NodeInfo struct {
 type Driver interface {
 	Host
 	Domains
+	Migration
+	// ConnectionClosed tells the driver a client connection went away, so
+	// it can clean up work that connection owned (a managed migration the
+	// client never finished).
+	ConnectionClosed(connID uint64)
 	// SetEventSink tells the driver where to deliver domain events. The
 	// sink must not block: it is called from the driver's goroutines.
 	SetEventSink(func(Event))
@@ -100,10 +105,57 @@ type Domains interface {
 	GetBlockInfo(ctx context.Context, dom libvirt.Domain, disk string) (capacity, allocation, physical uint64, err error)
 }
 
+// Migration is libvirt's migration protocol v3 (the *_PARAMS procedures;
+// the older ones map onto them) and the job calls that go with it.
+type Migration interface {
+	MigrateBegin3(ctx context.Context, dom libvirt.Domain, params []libvirt.TypedParam, flags uint32) (cookie []byte, xml string, err error)
+	MigratePrepare3(ctx context.Context, params []libvirt.TypedParam, cookie []byte, flags uint32) (cookieOut []byte, uri string, err error)
+	// MigratePerform3 runs the migration on the source. dconnuri is set in
+	// peer-to-peer mode: the driver then drives the destination itself.
+	MigratePerform3(ctx context.Context, dom libvirt.Domain, dconnuri string, params []libvirt.TypedParam, cookie []byte, flags uint32) (cookieOut []byte, err error)
+	MigrateFinish3(ctx context.Context, params []libvirt.TypedParam, cookie []byte, flags uint32, cancelled bool) (libvirt.Domain, []byte, error)
+	MigrateConfirm3(ctx context.Context, dom libvirt.Domain, params []libvirt.TypedParam, cookie []byte, flags uint32, cancelled bool) error
+
+	GetJobInfo(ctx context.Context, dom libvirt.Domain) (JobInfo, error)
+	GetJobStats(ctx context.Context, dom libvirt.Domain, flags uint32) (jobType int32, params []libvirt.TypedParam, err error)
+	AbortJob(ctx context.Context, dom libvirt.Domain) error
+	MigrateSetMaxSpeed(ctx context.Context, dom libvirt.Domain, mibps uint64, flags uint32) error
+	MigrateGetMaxSpeed(ctx context.Context, dom libvirt.Domain, flags uint32) (uint64, error)
+	MigrateSetMaxDowntime(ctx context.Context, dom libvirt.Domain, ms uint64, flags uint32) error
+	MigrateGetMaxDowntime(ctx context.Context, dom libvirt.Domain, flags uint32) (uint64, error)
+}
+
+// JobInfo is libvirt's virDomainJobInfo.
+type JobInfo struct {
+	Type                                    int32
+	TimeElapsed, TimeRemaining              uint64
+	DataTotal, DataProcessed, DataRemaining uint64
+	MemTotal, MemProcessed, MemRemaining    uint64
+	FileTotal, FileProcessed, FileRemaining uint64
+}
+
 // Event is a domain event for the clients that registered for it.
 type Event struct {
 	ID  libvirt.DomainEventID
 	Dom libvirt.Domain
 	// Lifecycle event and detail, for ID == DomainEventIDLifecycle.
 	Event, Detail int32
+	// Iteration, for ID == DomainEventIDMigrationIteration.
+	Iteration int32
+	// Params, for ID == DomainEventIDJobCompleted.
+	Params []libvirt.TypedParam
+}
+
+type connIDKey struct{}
+
+// WithConnID tags a request context with the client connection it came
+// from, so the driver can tie work to that connection.
+func WithConnID(ctx context.Context, id uint64) context.Context {
+	return context.WithValue(ctx, connIDKey{}, id)
+}
+
+// ConnID returns the connection a request came from (0 if unknown).
+func ConnID(ctx context.Context) uint64 {
+	id, _ := ctx.Value(connIDKey{}).(uint64)
+	return id
 }

@@ -16,6 +16,7 @@ import (
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/rpc"
 	"github.com/govirtd/govirtd/xdr"
 )
@@ -170,7 +171,7 @@ func (c *Conn) handlePacket(p *rpc.Packet) bool {
 // dispatch runs one CALL and sends its reply.
 func (c *Conn) dispatch(p *rpc.Packet) {
 	start := time.Now()
-	call := &Call{Ctx: c.ctx, Conn: c, Header: p.Header}
+	call := &Call{Ctx: driver.WithConnID(c.ctx, c.id), Conn: c, Header: p.Header}
 	ret, err := c.invoke(call, p)
 	if c.srv.cfg.LogRPCCalls {
 		attrs := []any{"proc", p.Procedure.String(), "serial", p.Serial, "duration", time.Since(start)}
@@ -301,5 +302,8 @@ func (c *Conn) close(reason string) {
 		c.nc.Close()
 		c.calls.Wait()
 		c.srv.forget(c)
+		// Work this client started and never finished (a managed
+		// migration) is the driver's to clean up now.
+		c.srv.drv.ConnectionClosed(c.id)
 	})
 }

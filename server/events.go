@@ -108,6 +108,12 @@ func encodeEvent(callbackID int32, ev driver.Event) (rpc.Procedure, []byte, bool
 	case libvirt.DomainEventIDReboot:
 		proc = rpc.ProcDomainEventCallbackReboot
 		msg = &libvirt.DomainEventCallbackRebootMsg{CallbackID: callbackID, Msg: libvirt.DomainEventRebootMsg{Dom: ev.Dom}}
+	case libvirt.DomainEventIDMigrationIteration:
+		proc = rpc.ProcDomainEventCallbackMigrationIteration
+		msg = &libvirt.DomainEventCallbackMigrationIterationMsg{CallbackID: callbackID, Dom: ev.Dom, Iteration: ev.Iteration}
+	case libvirt.DomainEventIDJobCompleted:
+		proc = rpc.ProcDomainEventCallbackJobCompleted
+		msg = &libvirt.DomainEventCallbackJobCompletedMsg{CallbackID: callbackID, Dom: ev.Dom, Params: ev.Params}
 	default:
 		return 0, nil, false
 	}

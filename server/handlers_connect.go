@@ -77,6 +77,7 @@ func registerHandlers(t *Table, s *Server) {
 	registerDomainListHandlers(t, s)
 	registerDomainHandlers(t, s)
 	registerEmptyDriverHandlers(t)
+	registerMigrationHandlers(t, s)
 }
 
 func (s *Server) connectOpen(c *Call, a *libvirt.ConnectOpenArgs) error {

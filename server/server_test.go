@@ -30,10 +30,12 @@ type fakeDriver struct {
 	// Domain calls other than ListAllDomains are not faked: calling one
 	// panics, which the server must turn into an error reply.
 	driver.Domains
+	driver.Migration
 	block chan struct{} // when non-nil, ListAllDomains waits for it
 }
 
 func (f *fakeDriver) SetEventSink(func(driver.Event)) {}
+func (f *fakeDriver) ConnectionClosed(uint64)         {}
 
 func (f *fakeDriver) Type() string         { return "QEMU" }
 func (f *fakeDriver) URI() string          { return "qemu:///system" }
@@ -126,7 +128,7 @@ func TestHandshakeAndHostQueries(t *testing.T) {
 	if err != nil || mem != 1024 || cpus != 2 || model[0] != 'x' {
 		t.Errorf("nodeinfo %v %d %d: %v", model[:6], mem, cpus, err)
 	}
-	for f, want := range map[int32]int32{10: 1, 14: 1, 15: 1, 6: 0, 13: 0} {
+	for f, want := range map[int32]int32{10: 1, 14: 1, 15: 1, 1: 0, 3: 0, 5: 0} {
 		got, err := l.ConnectSupportsFeature(f)
 		if err != nil || got != want {
 			t.Errorf("feature %d = %d (%v), want %d", f, got, err, want)

@@ -13,8 +13,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -107,7 +109,16 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	probeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	drv, err := qemu.New(probeCtx, qemu.Options{HostUUID: hostUUID, Hostname: hostname, StateDir: cfg.StateDir, Log: log})
+	drv, err := qemu.New(probeCtx, qemu.Options{
+		HostUUID:       hostUUID,
+		Hostname:       hostname,
+		StateDir:       cfg.StateDir,
+		Log:            log,
+		QemuConfig:     cfg.QemuConfig,
+		SelfURI:        selfURI(cfg, listen, hostname),
+		ListenAddr:     cfg.ListenAddr,
+		FaultInjection: cfg.FaultInjection,
+	})
 	cancel()
 	if err != nil {
 		return err
@@ -124,6 +135,19 @@ func run(args []string) error {
 	log.Info("shutting down")
 	srv.Close()
 	return nil
+}
+
+// selfURI is how other hosts reach this daemon: its TCP listener when it
+// has one, else its unix socket (reachable from the same machine only).
+func selfURI(cfg *config.Config, listen bool, hostname string) string {
+	if listen && cfg.ListenTCP {
+		host := cfg.ListenAddr
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = hostname
+		}
+		return "qemu+tcp://" + net.JoinHostPort(host, cfg.TCPPort) + "/system"
+	}
+	return "qemu+unix:///system?socket=" + filepath.Join(cfg.UnixSockDir, "libvirt-sock")
 }
 
 func loadConfig(path string) (*config.Config, []string, error) {

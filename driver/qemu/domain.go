@@ -42,6 +42,16 @@ type domain struct {
 	// fakeReboot: a guest shutdown requested by virDomainReboot restarts
 	// the guest instead of ending it (libvirt's fake reboot).
 	fakeReboot bool
+
+	// mig is the migration in progress on this host, if any.
+	mig *migState
+	// completed holds the statistics of the last finished migration job,
+	// for virsh domjobinfo --completed.
+	completed *completedJob
+	// maxSpeed is the migration bandwidth limit in MiB/s (0: unlimited).
+	maxSpeed uint64
+	// maxDowntime is the migration downtime limit in ms (0: QEMU's default).
+	maxDowntime uint64
 }
 
 // stopCause is what the exit handler reports when QEMU goes away.

@@ -24,6 +24,17 @@ type Options struct {
 	Hostname string // the name reported to clients
 	StateDir string
 	Log      *slog.Logger
+	// QemuConfig is a qemu.conf-syntax file (migration address and ports).
+	QemuConfig string
+	// SelfURI is a libvirt URI other hosts can reach this daemon at; it
+	// travels in migration cookies so a govirtd peer can ask this host
+	// about a guest after a failure.
+	SelfURI string
+	// ListenAddr is the daemon's TCP listen address, a fallback host for
+	// incoming migration URIs.
+	ListenAddr string
+	// FaultInjection lists "<step>:<action>" faults (see faults.go).
+	FaultInjection []string
 }
 
 // Driver is the QEMU driver.
@@ -40,6 +51,13 @@ type Driver struct {
 
 	sinkMu sync.RWMutex
 	sink   func(driver.Event)
+
+	qconf  qemuConf
+	faults faults
+	// portsInUse are incoming migration ports handed out and not yet
+	// released (QEMU binds them a moment later).
+	portMu     sync.Mutex
+	portsInUse map[int]bool
 
 	// ctx lives as long as the driver: background work (event handling,
 	// exit handling) uses it rather than a caller's request context.
@@ -65,8 +83,16 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	qconf, err := loadQemuConf(opts.QemuConfig)
+	if err != nil {
+		return nil, err
+	}
+	fl, err := parseFaults(opts.FaultInjection)
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithCancel(context.Background())
-	d := &Driver{opts: opts, host: host, store: st, log: opts.Log,
+	d := &Driver{opts: opts, host: host, store: st, log: opts.Log, qconf: qconf, faults: fl, portsInUse: map[int]bool{},
 		byUUID: map[libvirt.UUID]*domain{}, byName: map[string]*domain{}, ctx: dctx, cancel: cancel}
 	if err := d.load(ctx); err != nil {
 		cancel()

@@ -14,6 +14,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/driver/qemu/migration"
 	"github.com/govirtd/govirtd/driver/qemu/process"
 	"github.com/govirtd/govirtd/driver/qemu/qemucmd"
 	"github.com/govirtd/govirtd/driver/qemu/qmp"
@@ -125,6 +126,11 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	}
 	undo = append(undo, func() { mon.Close() })
 	events := mon.Subscribe(d.ctx)
+	// QEMU reports migration progress as events only when asked; libvirt
+	// turns this on for every QEMU it starts.
+	if err := mon.MigrateSetCapabilities(ctx, []qmp.MigrationCapability{{Capability: "events", State: true}}); err != nil {
+		return fmt.Errorf("enable migration events: %w", err)
+	}
 
 	if err := fillPTYPaths(ctx, mon, live); err != nil {
 		return err
@@ -270,7 +276,14 @@ func (d *Driver) saveStatus(dom *domain) error {
 	if err != nil {
 		return err
 	}
+	var job []byte
+	if dom.mig != nil {
+		if job, err = dom.mig.job.Marshal(); err != nil {
+			return err
+		}
+	}
 	return d.store.SaveStatus(&store.Status{
+		Job:  job,
 		Name: dom.name, UUID: formatUUID(dom.uuid), ID: dom.id,
 		PID: dom.proc.PID(), StartTime: dom.proc.StartTime(),
 		Monitor: filepath.Join(dom.runDir, "monitor.sock"), RunDir: dom.runDir,
@@ -320,17 +333,25 @@ func (d *Driver) handleEvent(dom *domain, mon *qmp.Monitor, ev qmp.Event) {
 	case "STOP":
 		dom.mu.Lock()
 		changed := dom.state == libvirt.DomainRunning
+		// QEMU pauses an outgoing guest itself for the last pass: that is
+		// "paused (migration)", reported suspended/migrated, as libvirt.
+		migrating := dom.mig != nil && dom.mig.job.Role == migration.Source
+		reason, detail := libvirt.DomainPausedUser, libvirt.DomainEventSuspendedPaused
+		if migrating {
+			reason, detail = libvirt.DomainPausedMigration, libvirt.DomainEventSuspendedMigrated
+		}
 		if changed {
-			dom.state, dom.reason = libvirt.DomainPaused, int32(libvirt.DomainPausedUser)
+			dom.state, dom.reason = libvirt.DomainPaused, int32(reason)
 		}
 		dom.mu.Unlock()
 		if changed {
 			d.saveStatus(dom)
-			d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedPaused))
+			d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(detail))
 		}
 	case "RESUME":
 		dom.mu.Lock()
-		changed := dom.state == libvirt.DomainPaused && dom.reason != int32(libvirt.DomainPausedStartingUp)
+		// Migration code reports its own resumes (resumed/migrated).
+		changed := dom.state == libvirt.DomainPaused && dom.reason != int32(libvirt.DomainPausedStartingUp) && dom.mig == nil
 		if changed {
 			dom.state, dom.reason = libvirt.DomainRunning, int32(libvirt.DomainRunningUnpaused)
 		}

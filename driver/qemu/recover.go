@@ -10,6 +10,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
+	"github.com/govirtd/govirtd/driver/qemu/migration"
 	"github.com/govirtd/govirtd/driver/qemu/process"
 	"github.com/govirtd/govirtd/driver/qemu/store"
 )
@@ -138,6 +139,11 @@ func (d *Driver) reattach(ctx context.Context, st *store.Status) {
 	}
 	go d.watch(dom, proc, mon, events)
 	log.Info("reconnected to running domain", "id", st.ID)
+	if job, err := migration.Unmarshal(st.Job); err != nil {
+		log.Error("status file has a bad migration job", "err", err)
+	} else if job != nil {
+		d.recoverJob(ctx, dom, job)
+	}
 }
 
 func (d *Driver) autostart(dom *domain) {

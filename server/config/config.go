@@ -68,6 +68,10 @@ type Config struct {
 	QemuConfig string
 	// LogRPCCalls logs every RPC call with its procedure name.
 	LogRPCCalls bool
+	// FaultInjection lists "<step>:<action>" faults for migration steps
+	// (see driver/qemu/faults.go), for people testing their clients'
+	// error paths.
+	FaultInjection []string
 }
 
 // Default returns the configuration used when no file is given, with
@@ -215,10 +219,11 @@ var keys = func() map[string]key {
 		"tls_no_verify_certificate": boolKey(func(c *Config) *bool { return &c.TLSNoVerifyCertificate }),
 		"tls_allowed_dn_list":       stringListKey(func(c *Config) *[]string { return &c.TLSAllowedDNList }),
 
-		"state_dir":     stringKey(func(c *Config) *string { return &c.StateDir }),
-		"hostname":      stringKey(func(c *Config) *string { return &c.Hostname }),
-		"qemu_config":   stringKey(func(c *Config) *string { return &c.QemuConfig }),
-		"log_rpc_calls": boolKey(func(c *Config) *bool { return &c.LogRPCCalls }),
+		"state_dir":       stringKey(func(c *Config) *string { return &c.StateDir }),
+		"hostname":        stringKey(func(c *Config) *string { return &c.Hostname }),
+		"qemu_config":     stringKey(func(c *Config) *string { return &c.QemuConfig }),
+		"log_rpc_calls":   boolKey(func(c *Config) *bool { return &c.LogRPCCalls }),
+		"fault_injection": stringListKey(func(c *Config) *[]string { return &c.FaultInjection }),
 	}
 	for _, k := range ignored {
 		m[k] = key{}

@@ -80,6 +80,9 @@ type Host struct {
 type HostOptions struct {
 	Name  string // hostname; default "host-<n>"
 	Extra string // appended to the config file
+	// QemuConf is appended to the host's qemu.conf, which always sets the
+	// migration address to the host's own loopback address.
+	QemuConf string
 }
 
 // StartHost starts a govirtd host and stops it when the test ends, whether
@@ -122,6 +125,10 @@ func NewHost(t *testing.T, o HostOptions) *Host {
 	h.SockDir = filepath.Join(dir, "run")
 	h.Config = filepath.Join(dir, "govirtd.conf")
 	h.LogPath = filepath.Join(dir, "daemon.log")
+	qemuConf := filepath.Join(dir, "qemu.conf")
+	if err := os.WriteFile(qemuConf, []byte(fmt.Sprintf("migration_address = %q\nmigration_host = %q\n%s\n", h.Addr, h.Addr, o.QemuConf)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	conf := fmt.Sprintf(`# govirtd test host %s
 listen_tcp = 1
 listen_tls = 0
@@ -134,8 +141,9 @@ hostname = "%s"
 host_uuid = "%s"
 log_level = 2
 log_rpc_calls = 1
+qemu_config = "%s"
 %s
-`, h.Name, h.Addr, h.Port, h.SockDir, filepath.Join(dir, "state"), h.Name, h.UUID, o.Extra)
+`, h.Name, h.Addr, h.Port, h.SockDir, filepath.Join(dir, "state"), h.Name, h.UUID, qemuConf, o.Extra)
 	if err := os.WriteFile(h.Config, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

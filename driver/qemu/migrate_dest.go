@@ -1,0 +1,445 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	libvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/migcookie"
+	"github.com/govirtd/govirtd/compat/migparams"
+	"github.com/govirtd/govirtd/driver/qemu/domainxml"
+	"github.com/govirtd/govirtd/driver/qemu/migration"
+)
+
+// The destination side of migration v3: Prepare and Finish.
+
+// incomingTimeout bounds how long Finish waits for a stream QEMU is still
+// receiving (normally it has finished when Finish arrives).
+var incomingTimeout = 60 * time.Second
+
+// MigratePrepare3 implements driver.Migration: it creates the incoming
+// domain, starts its QEMU waiting for the stream, and returns the URI the
+// source must send to.
+func (d *Driver) MigratePrepare3(ctx context.Context, tp []libvirt.TypedParam, cookieIn []byte, flags uint32) ([]byte, string, error) {
+	params, err := migparams.Parse(tp)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := migparams.CheckFlags(migparams.Flags(flags)); err != nil {
+		return nil, "", err
+	}
+	if err := d.fire("prepare", nil); err != nil {
+		return nil, "", err
+	}
+	cookie, err := migcookie.Parse(cookieIn)
+	if err != nil {
+		return nil, "", err
+	}
+	if cookie != nil {
+		if err := cookie.CheckHost(d.opts.HostUUID); err != nil {
+			return nil, "", err
+		}
+		if err := cookie.CheckMandatory(cookieFeatures); err != nil {
+			return nil, "", err
+		}
+	}
+	if params.DestXML == "" {
+		return nil, "", compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "no domain XML passed")
+	}
+	def, uuid, err := d.parseDefinition(params.DestXML)
+	if err != nil {
+		return nil, "", err
+	}
+	if cookie != nil {
+		if err := cookie.CheckDomain(def.Name, formatUUID(uuid)); err != nil {
+			return nil, "", err
+		}
+	}
+	if params.DestName != "" {
+		def.Name = params.DestName
+	}
+	// Claim the name and UUID, as libvirt does before starting anything.
+	d.mu.Lock()
+	dom, err := d.checkClash(def.Name, uuid)
+	if err == nil && dom != nil && dom.active() {
+		err = compat.Errorf(libvirt.ErrOperationInvalid, compat.FromDomain, "domain '%s' is already active", def.Name)
+	}
+	if err != nil {
+		d.mu.Unlock()
+		return nil, "", err
+	}
+	created := dom == nil
+	if created {
+		dom = newDomain(def.Name, uuid)
+		d.byUUID[uuid] = dom
+		d.byName[def.Name] = dom
+	}
+	d.mu.Unlock()
+	var rb migration.Rollback
+	rb.Add("register incoming domain", func() error {
+		if created {
+			d.remove(dom)
+		}
+		return nil
+	})
+
+	m, err := d.beginMigJob(ctx, dom, migration.Destination, flags, params)
+	if err != nil {
+		rb.Run()
+		return nil, "", err
+	}
+	rb.Add("migration job", func() error { d.endMigJob(dom, m); return nil })
+	if cookie != nil {
+		m.peerCookie = cookie
+		m.job.PeerHostname, m.job.PeerHostUUID = cookie.Hostname, cookie.HostUUID
+		if cookie.Govirtd != nil {
+			m.job.PeerURI = cookie.Govirtd.URI
+		}
+	}
+	m.job.DestName = def.Name
+	m.def = def
+	if cookie != nil {
+		m.srcName = cookie.Name
+	}
+	if err := d.advance(dom, m, migration.Prepare); err != nil {
+		rb.Run()
+		return nil, "", err
+	}
+
+	out := migcookie.New(d.identity(dom))
+	out.Govirtd = &migcookie.Extension{URI: d.opts.SelfURI}
+	offline := migparams.Flags(flags)&migparams.Offline != 0
+	var uri string
+	if offline {
+		// Nothing runs for an offline migration; Finish defines the domain.
+		dom.mu.Lock()
+		dom.live = nil
+		dom.mu.Unlock()
+		uri, err = d.incomingURI(params, 0)
+		if err != nil {
+			rb.Run()
+			return nil, "", err
+		}
+	} else {
+		port, err := d.reserveMigrationPort(params)
+		if err != nil {
+			rb.Run()
+			return nil, "", err
+		}
+		m.incomingPort = port
+		if err := d.start(ctx, dom, def, startOptions{incoming: "defer"}); err != nil {
+			rb.Run()
+			return nil, "", err
+		}
+		rb.Add("incoming QEMU", func() error {
+			return d.stop(d.ctx, dom, stopCause{reason: libvirt.DomainShutoffFailed, detail: libvirt.DomainEventStoppedFailed}, time.Second)
+		})
+		dom.setState(libvirt.DomainPaused, int32(libvirt.DomainPausedMigration))
+		mon, err := dom.monitor()
+		if err != nil {
+			rb.Run()
+			return nil, "", err
+		}
+		if err := d.startIncoming(ctx, dom, mon, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port)), false); err != nil {
+			rb.Run()
+			return nil, "", err
+		}
+		go d.watchIncoming(dom, m)
+		uri, err = d.incomingURI(params, port)
+		if err != nil {
+			rb.Run()
+			return nil, "", err
+		}
+		out.Caps = destCookieCaps()
+		d.emitLifecycle(dom.ref(), libvirt.DomainEventStarted, int32(libvirt.DomainEventStartedMigrated))
+	}
+	data, err := out.Marshal()
+	if err != nil {
+		rb.Run()
+		return nil, "", err
+	}
+	if err := d.fire("prepare-end", dom); err != nil {
+		rb.Run()
+		return nil, "", err
+	}
+	rb.Discard()
+	d.saveStatus(dom)
+	return data, uri, nil
+}
+
+// watchIncoming fires the destination's "perform" fault point when its
+// QEMU starts receiving the stream.
+func (d *Driver) watchIncoming(dom *domain, m *migState) {
+	if _, ok := d.faults["perform"]; !ok {
+		if _, ok := d.faults["perform-end"]; !ok {
+			return
+		}
+	}
+	mon, err := dom.monitor()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Minute)
+	defer cancel()
+	events := mon.Subscribe(ctx)
+	for ev := range events {
+		if ev.Name != "MIGRATION" {
+			continue
+		}
+		switch ev.Data["status"] {
+		case "active":
+			d.fire("perform", dom)
+		case "completed":
+			d.fire("perform-end", dom)
+			return
+		case "failed", "cancelled":
+			return
+		}
+	}
+}
+
+// migrationListenAddress is where an incoming QEMU listens: the
+// listen_address parameter, qemu.conf's migration_address, or everywhere.
+func (d *Driver) migrationListenAddress(p *migparams.Params) string {
+	switch {
+	case p.ListenAddress != "":
+		return p.ListenAddress
+	case d.qconf.MigrationAddress != "":
+		return d.qconf.MigrationAddress
+	}
+	return "0.0.0.0"
+}
+
+// incomingURI is the URI the source's QEMU connects to. Its host part is
+// qemu.conf's migration_host, else a specific migration_address, else the
+// host name — as libvirt, whose hostname default needs the name to resolve
+// on the source; govirtd prefers an address when it has one.
+func (d *Driver) incomingURI(p *migparams.Params, port int) (string, error) {
+	host := d.qconf.MigrationHost
+	if host == "" {
+		if a := d.migrationListenAddress(p); a != "0.0.0.0" && a != "::" && a != "[::]" {
+			host = a
+		} else if d.opts.ListenAddr != "" && d.opts.ListenAddr != "0.0.0.0" && d.opts.ListenAddr != "::" {
+			host = d.opts.ListenAddr
+		} else {
+			host = d.opts.Hostname
+		}
+	}
+	return "tcp:" + net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port)), nil
+}
+
+// reserveMigrationPort picks the port of an incoming migration: the one in
+// the client's URI (--migrateuri tcp:HOST:PORT), or the first free one of
+// migration_port_min..max.
+func (d *Driver) reserveMigrationPort(p *migparams.Params) (int, error) {
+	if p.URI != "" {
+		u := strings.TrimPrefix(p.URI, "tcp://")
+		u = strings.TrimPrefix(u, "tcp:")
+		if _, portStr, err := net.SplitHostPort(u); err == nil {
+			if port, err := strconv.Atoi(portStr); err == nil && port > 0 && port < 65536 {
+				return port, nil
+			}
+		}
+		return 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "unable to parse migration URI %s", p.URI)
+	}
+	addr := d.migrationListenAddress(p)
+	d.portMu.Lock()
+	defer d.portMu.Unlock()
+	for port := d.qconf.MigrationPortMin; port <= d.qconf.MigrationPortMax; port++ {
+		if d.portsInUse[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		d.portsInUse[port] = true
+		return port, nil
+	}
+	return 0, compat.Errorf(libvirt.ErrSystemError, compat.FromQEMU, "Unable to find an unused port in range 'migration' (%d-%d)", d.qconf.MigrationPortMin, d.qconf.MigrationPortMax)
+}
+
+func (d *Driver) releaseMigrationPort(port int) {
+	d.portMu.Lock()
+	delete(d.portsInUse, port)
+	d.portMu.Unlock()
+}
+
+// MigrateFinish3 implements driver.Migration: on success the guest runs
+// here (unless --suspend); cancelled, the incoming QEMU is killed.
+func (d *Driver) MigrateFinish3(ctx context.Context, tp []libvirt.TypedParam, cookieIn []byte, flags uint32, cancelled bool) (libvirt.Domain, []byte, error) {
+	params, err := migparams.Parse(tp)
+	if err != nil {
+		return libvirt.Domain{}, nil, err
+	}
+	cookie, err := migcookie.Parse(cookieIn)
+	if err != nil {
+		return libvirt.Domain{}, nil, err
+	}
+	name := params.DestName
+	if name == "" && cookie != nil {
+		name = cookie.Name
+	}
+	d.mu.RLock()
+	dom := d.byName[name]
+	d.mu.RUnlock()
+	if dom == nil && cookie != nil {
+		if u, err := parseUUID(cookie.UUID); err == nil {
+			d.mu.RLock()
+			dom = d.byUUID[u]
+			d.mu.RUnlock()
+		}
+	}
+	if dom == nil {
+		return libvirt.Domain{}, nil, errNoDomainName(name)
+	}
+	m := dom.migJob(migration.Destination)
+	if m == nil {
+		return libvirt.Domain{}, nil, errNotIncoming(dom.name)
+	}
+	return d.finish(dom, m, cookie, flags, cancelled)
+}
+
+func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flags uint32, cancelled bool) (libvirt.Domain, []byte, error) {
+	ctx := d.ctx
+	defer d.releaseMigrationPort(m.incomingPort)
+	if err := d.fire("finish", dom); err != nil {
+		d.abortIncoming(dom, m)
+		return libvirt.Domain{}, nil, err
+	}
+	if cancelled {
+		d.abortIncoming(dom, m)
+		// What libvirt answers: the domain it would have returned is gone.
+		return libvirt.Domain{}, nil, compat.Errorf(libvirt.ErrNoDomain, compat.FromNone, "no domain with matching uuid '%s' (%s)", formatUUID(dom.uuid), dom.name)
+	}
+	offline := m.job.Flags&uint64(migparams.Offline) != 0
+	if !offline {
+		mon, err := dom.monitor()
+		if err == nil {
+			err = waitIncoming(ctx, mon, incomingTimeout)
+		}
+		if err != nil {
+			d.abortIncoming(dom, m)
+			return libvirt.Domain{}, nil, err
+		}
+	}
+	if err := d.advance(dom, m, migration.Finish3); err != nil {
+		d.abortIncoming(dom, m)
+		return libvirt.Domain{}, nil, err
+	}
+	if migparams.Flags(flags)&migparams.PersistDest != 0 {
+		if err := d.persistIncoming(dom, m, cookie); err != nil {
+			d.abortIncoming(dom, m)
+			return libvirt.Domain{}, nil, err
+		}
+	}
+	if !offline {
+		mon, err := dom.monitor()
+		if err != nil {
+			d.abortIncoming(dom, m)
+			return libvirt.Domain{}, nil, err
+		}
+		if migparams.Flags(flags)&migparams.Paused == 0 {
+			if err := mon.Cont(ctx); err != nil {
+				d.abortIncoming(dom, m)
+				return libvirt.Domain{}, nil, fmt.Errorf("resume migrated guest: %w", err)
+			}
+			dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningMigrated))
+			d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedMigrated))
+		} else {
+			dom.setState(libvirt.DomainPaused, int32(libvirt.DomainPausedUser))
+			d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedPaused))
+		}
+		d.resetMigrationSettings(ctx, dom, mon)
+	}
+	out := migcookie.New(d.identity(dom))
+	out.Govirtd = &migcookie.Extension{URI: d.opts.SelfURI}
+	if cookie != nil && cookie.Stats != nil {
+		now := uint64(time.Now().UnixMilli())
+		out.Stats = cookie.Stats.AtDestination(now, now)
+		dom.mu.Lock()
+		dom.completed = &completedJob{stats: jobStatsFromCookie(out.Stats, jobOperationMigrationIn)}
+		dom.mu.Unlock()
+	}
+	data, err := out.Marshal()
+	if err != nil {
+		return libvirt.Domain{}, nil, err
+	}
+	ref := dom.ref()
+	d.endMigJob(dom, m)
+	if err := d.fire("finish-end", dom); err != nil {
+		return libvirt.Domain{}, nil, err
+	}
+	return ref, data, nil
+}
+
+// persistIncoming makes the migrated domain persistent here (--persistent):
+// from the definition the source sent in its cookie, or the live one.
+func (d *Driver) persistIncoming(dom *domain, m *migState, cookie *migcookie.Cookie) error {
+	dom.mu.Lock()
+	def := dom.live
+	dom.mu.Unlock()
+	if def == nil {
+		def = m.def // offline: nothing runs; the prepared definition
+	}
+	if cookie != nil && cookie.Persistent != nil {
+		def = cookie.Persistent
+	}
+	if m.params.PersistXML != "" {
+		p, err := domainxml.Parse(m.params.PersistXML)
+		if err != nil {
+			return err
+		}
+		def = p
+	}
+	if def == nil {
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "no definition to make the migrated domain persistent")
+	}
+	inactive, err := cloneDef(def)
+	if err != nil {
+		return err
+	}
+	domainxml.StripLive(inactive)
+	inactive.Name = dom.name
+	text, err := domainxml.Format(inactive, domainxml.FormatOptions{Inactive: true, Secure: true})
+	if err != nil {
+		return err
+	}
+	if err := d.store.SaveDefinition(dom.name, text); err != nil {
+		return compat.Errorf(libvirt.ErrMigratePersistFailed, compat.FromQEMU, "%v", err)
+	}
+	dom.mu.Lock()
+	detail := libvirt.DomainEventDefinedUpdated
+	if !dom.persistent {
+		detail = libvirt.DomainEventDefinedAdded
+	}
+	dom.def = inactive
+	dom.persistent = true
+	dom.mu.Unlock()
+	d.emitLifecycle(dom.ref(), libvirt.DomainEventDefined, int32(detail))
+	return nil
+}
+
+// abortIncoming kills the incoming QEMU and forgets the domain if it was
+// created for the migration.
+func (d *Driver) abortIncoming(dom *domain, m *migState) {
+	if dom.active() {
+		if err := d.stop(d.ctx, dom, stopCause{reason: libvirt.DomainShutoffFailed, detail: libvirt.DomainEventStoppedFailed}, time.Second); err != nil {
+			d.log.Error("kill incoming QEMU", "domain", dom.name, "err", err)
+		}
+	}
+	d.endMigJob(dom, m)
+	dom.mu.Lock()
+	persistent := dom.persistent
+	dom.mu.Unlock()
+	if !persistent {
+		d.remove(dom)
+	}
+}

@@ -1,0 +1,191 @@
+package qemu
+
+import (
+	"context"
+	"time"
+
+	libvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/driver"
+	"github.com/govirtd/govirtd/driver/qemu/migration"
+	"github.com/govirtd/govirtd/driver/qemu/qmp"
+)
+
+// Job queries and controls. None of them waits for the domain's job lock:
+// they must answer while a migration holds it (virsh polls job info every
+// 500 ms during virsh migrate --verbose).
+
+// jobStatsFlagCompleted is VIR_DOMAIN_JOB_STATS_COMPLETED.
+const jobStatsFlagCompleted = 1
+
+// activeStats reads QEMU's progress of the running outgoing migration.
+func (d *Driver) activeStats(ctx context.Context, dom *domain) (m *migState, info qmp.MigrationInfo, ok bool) {
+	dom.mu.Lock()
+	m = dom.mig
+	mon := dom.mon
+	dom.mu.Unlock()
+	if m == nil || mon == nil {
+		return m, info, false
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := mon.QueryMigrate(qctx)
+	return m, info, err == nil
+}
+
+// GetJobInfo implements driver.Migration.
+func (d *Driver) GetJobInfo(ctx context.Context, ref libvirt.Domain) (driver.JobInfo, error) {
+	dom, err := d.get(ref)
+	if err != nil {
+		return driver.JobInfo{}, err
+	}
+	if !dom.active() {
+		return driver.JobInfo{}, errNotRunning()
+	}
+	m, info, ok := d.activeStats(ctx, dom)
+	if m == nil {
+		return driver.JobInfo{Type: jobNone}, nil
+	}
+	ji := driver.JobInfo{Type: jobUnbounded, TimeElapsed: uint64(time.Since(m.job.Started).Milliseconds())}
+	if ok && info.RAM != nil {
+		ji.DataTotal, ji.DataProcessed, ji.DataRemaining = uint64(info.RAM.Total), uint64(info.RAM.Transferred), uint64(info.RAM.Remaining)
+		ji.MemTotal, ji.MemProcessed, ji.MemRemaining = ji.DataTotal, ji.DataProcessed, ji.DataRemaining
+	}
+	return ji, nil
+}
+
+// GetJobStats implements driver.Migration.
+func (d *Driver) GetJobStats(ctx context.Context, ref libvirt.Domain, flags uint32) (int32, []libvirt.TypedParam, error) {
+	dom, err := d.get(ref)
+	if err != nil {
+		return 0, nil, err
+	}
+	if flags&jobStatsFlagCompleted != 0 {
+		dom.mu.Lock()
+		c := dom.completed
+		dom.mu.Unlock()
+		if c == nil || c.stats == nil {
+			return jobNone, nil, nil
+		}
+		return jobCompleted, c.stats.TypedParams(), nil
+	}
+	m, info, ok := d.activeStats(ctx, dom)
+	if m == nil {
+		return jobNone, nil, nil
+	}
+	op := jobOperationMigrationOut
+	if m.job.Role == migration.Destination {
+		op = jobOperationMigrationIn
+	}
+	if !ok {
+		info = qmp.MigrationInfo{}
+	}
+	return jobUnbounded, jobStatsFromQEMU(op, info, time.Since(m.job.Started)).TypedParams(), nil
+}
+
+// AbortJob implements driver.Migration: an outgoing migration in QEMU is
+// cancelled; Perform then fails with "operation aborted" and restores the
+// guest.
+func (d *Driver) AbortJob(ctx context.Context, ref libvirt.Domain) error {
+	dom, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	if !dom.active() {
+		return errNotRunning()
+	}
+	dom.mu.Lock()
+	m, mon := dom.mig, dom.mon
+	running := m != nil && m.qemuRunning
+	dom.mu.Unlock()
+	if m == nil {
+		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "no job is active on the domain")
+	}
+	if !running {
+		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot abort migration in post-copy mode or outside its transfer phase")
+	}
+	return mon.MigrateCancel(ctx)
+}
+
+// MigrateSetMaxSpeed implements driver.Migration (MiB/s); a running
+// migration takes the new limit at once.
+func (d *Driver) MigrateSetMaxSpeed(ctx context.Context, ref libvirt.Domain, mibps uint64, flags uint32) error {
+	dom, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	if mibps > maxBandwidthMiB {
+		return compat.Errorf(libvirt.ErrOverflow, compat.FromQEMU, "bandwidth must be less than %d", maxBandwidthMiB+1)
+	}
+	dom.mu.Lock()
+	dom.maxSpeed = mibps
+	m, mon := dom.mig, dom.mon
+	dom.mu.Unlock()
+	if m != nil && mon != nil {
+		bw := int64(mibps) << 20
+		if mibps == 0 {
+			bw = unlimitedBandwidth
+		}
+		return mon.MigrateSetParameters(ctx, qmp.MigrationParameters{MaxBandwidth: &bw})
+	}
+	return nil
+}
+
+// maxBandwidthMiB is libvirt's QEMU_DOMAIN_MIG_BANDWIDTH_MAX: the largest
+// limit QEMU can take, reported as the limit when there is none.
+const maxBandwidthMiB = uint64(1<<63-1) >> 20
+
+// MigrateGetMaxSpeed implements driver.Migration.
+func (d *Driver) MigrateGetMaxSpeed(ctx context.Context, ref libvirt.Domain, flags uint32) (uint64, error) {
+	dom, err := d.get(ref)
+	if err != nil {
+		return 0, err
+	}
+	dom.mu.Lock()
+	defer dom.mu.Unlock()
+	if dom.maxSpeed == 0 {
+		return maxBandwidthMiB, nil
+	}
+	return dom.maxSpeed, nil
+}
+
+// MigrateSetMaxDowntime implements driver.Migration (ms).
+func (d *Driver) MigrateSetMaxDowntime(ctx context.Context, ref libvirt.Domain, ms uint64, flags uint32) error {
+	dom, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	mon, err := dom.monitor()
+	if err != nil {
+		return err
+	}
+	v := int64(ms)
+	if err := mon.MigrateSetParameters(ctx, qmp.MigrationParameters{DowntimeLimit: &v}); err != nil {
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
+	}
+	dom.mu.Lock()
+	dom.maxDowntime = ms
+	dom.mu.Unlock()
+	return nil
+}
+
+// MigrateGetMaxDowntime implements driver.Migration.
+func (d *Driver) MigrateGetMaxDowntime(ctx context.Context, ref libvirt.Domain, flags uint32) (uint64, error) {
+	dom, err := d.get(ref)
+	if err != nil {
+		return 0, err
+	}
+	mon, err := dom.monitor()
+	if err != nil {
+		return 0, err
+	}
+	p, err := mon.QueryMigrateParameters(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if p.DowntimeLimit == nil {
+		return 0, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "Querying migration downtime is not supported by QEMU binary")
+	}
+	return uint64(*p.DowntimeLimit), nil
+}

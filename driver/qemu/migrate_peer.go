@@ -1,0 +1,230 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	libvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+
+	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/migparams"
+	"github.com/govirtd/govirtd/driver/qemu/migration"
+)
+
+// Peer-to-peer migration: the source daemon is itself a libvirt client of
+// the destination (go-libvirt), calling Prepare and Finish there and
+// running Begin, Perform and Confirm internally — what libvirtd does for
+// virsh migrate --p2p.
+
+// peerDialTimeout bounds connecting to the other daemon.
+var peerDialTimeout = 10 * time.Second
+
+// dialPeer opens a libvirt connection to uri (qemu+tcp://HOST[:PORT]/system
+// or qemu+unix:///system?socket=PATH; plain qemu:///system means the
+// default unix socket).
+func dialPeer(ctx context.Context, uri string) (*libvirt.Libvirt, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, compat.Errorf(libvirt.ErrInvalidArg, compat.FromRemote, "unable to parse URI %s", uri)
+	}
+	scheme := u.Scheme
+	transport := "unix"
+	if i := strings.IndexByte(scheme, '+'); i >= 0 {
+		transport = scheme[i+1:]
+		scheme = scheme[:i]
+	} else if u.Host != "" {
+		transport = "tls"
+	}
+	if scheme != "qemu" {
+		return nil, compat.Errorf(libvirt.ErrInvalidArg, compat.FromRemote, "unsupported destination URI %s: only qemu URIs are", uri)
+	}
+	var network, addr string
+	switch transport {
+	case "tcp":
+		network = "tcp"
+		addr = u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "16509")
+		}
+	case "unix":
+		network = "unix"
+		addr = u.Query().Get("socket")
+		if addr == "" {
+			addr = "/var/run/libvirt/libvirt-sock"
+		}
+	default:
+		return nil, compat.Errorf(libvirt.ErrInvalidArg, compat.FromRemote, "transport '%s' of %s is not supported by govirtd", transport, uri)
+	}
+	dctx, cancel := context.WithTimeout(ctx, peerDialTimeout)
+	defer cancel()
+	var nd net.Dialer
+	conn, err := nd.DialContext(dctx, network, addr)
+	if err != nil {
+		e := compat.Errorf(libvirt.ErrSystemError, compat.FromRPC, "unable to connect to server at '%s': %v", addr, rootCause(err))
+		var errno interface{ Errno() uintptr }
+		_ = errno
+		return nil, e
+	}
+	l := libvirt.NewWithDialer(dialers.NewAlreadyConnected(conn))
+	if err := l.ConnectToURI(libvirt.QEMUSystem); err != nil {
+		conn.Close()
+		return nil, relayError(err)
+	}
+	return l, nil
+}
+
+// rootCause strips Go's "dial tcp ...:" prefixes to the system error text
+// libvirt prints ("Connection refused").
+func rootCause(err error) string {
+	var se interface{ Unwrap() error }
+	for errors.As(err, &se) {
+		next := se.Unwrap()
+		if next == nil {
+			break
+		}
+		err = next
+	}
+	s := err.Error()
+	if s != "" {
+		s = strings.ToUpper(s[:1]) + s[1:]
+	}
+	return s
+}
+
+// relayError turns a go-libvirt error from the other daemon into ours,
+// keeping its code and text: the client sees the destination's error
+// verbatim, as with libvirtd.
+func relayError(err error) error {
+	var le libvirt.Error
+	if errors.As(err, &le) {
+		return &compat.Error{Code: libvirt.ErrorNumber(le.Code), Domain: compat.FromQEMU, Detail: le.Message, Int1: -1, Verbatim: true}
+	}
+	return compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "%v", err)
+}
+
+// performPeerToPeer drives a whole migration from the source.
+func (d *Driver) performPeerToPeer(ctx context.Context, ref libvirt.Domain, dconnuri string, tp []libvirt.TypedParam, flags uint32) error {
+	dom, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	params, err := migparams.Parse(tp)
+	if err != nil {
+		return err
+	}
+	if err := migparams.CheckFlags(migparams.Flags(flags)); err != nil {
+		return err
+	}
+	if migparams.Flags(flags)&migparams.Tunnelled != 0 {
+		return compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU, "tunnelled migration is not supported by govirtd yet")
+	}
+	m, err := d.beginMigJob(ctx, dom, migration.Source, flags, params)
+	if err != nil {
+		return err
+	}
+	m.job.PeerURI = dconnuri
+	beginCookie, xml, err := d.begin(dom, m, flags)
+	if err != nil {
+		d.endMigJob(dom, m)
+		return err
+	}
+	peer, err := dialPeer(ctx, dconnuri)
+	if err != nil {
+		d.confirm(dom, m, nil, flags, true)
+		return err
+	}
+	defer peer.Disconnect()
+
+	// The destination gets the XML from Begin and the caller's parameters.
+	destParams := *params
+	destParams.DestXML = xml
+	// Change protection is a source-side flag: the client library sends it
+	// only to the source, and so does libvirtd in p2p.
+	destFlags := uint32((migparams.Flags(flags) &^ migparams.ChangeProtection).DestFlags())
+	prepCookie, uriOut, err := peer.DomainMigratePrepare3Params(destParams.TypedParams(), beginCookie, destFlags)
+	if err != nil {
+		d.confirm(dom, m, nil, flags, true)
+		return relayError(err)
+	}
+	if migparams.Flags(flags)&migparams.Offline != 0 {
+		_, finCookie, ferr := peer.DomainMigrateFinish3Params(destParams.TypedParams(), nil, destFlags, 0)
+		cerr := d.confirm(dom, m, finCookie, flags, ferr != nil)
+		if ferr != nil {
+			return relayError(ferr)
+		}
+		return cerr
+	}
+	if len(uriOut) == 1 && params.URI == "" {
+		destParams.URI = uriOut[0]
+		m.params.URI = uriOut[0]
+	}
+	perfCookie, perr := d.perform(dom, m, prepCookie, flags)
+	if perr != nil {
+		// perform ended the source job and restored the guest; tell the
+		// destination to drop its copy.
+		peer.DomainMigrateFinish3Params(destParams.TypedParams(), nil, destFlags, 1)
+		return perr
+	}
+	if destParams.DestName == "" {
+		destParams.DestName = dom.name
+	}
+	_, finCookie, ferr := peer.DomainMigrateFinish3Params(destParams.TypedParams(), perfCookie, destFlags, 0)
+	cerr := d.confirm(dom, m, finCookie, flags, ferr != nil)
+	if ferr != nil {
+		return relayError(ferr)
+	}
+	return cerr
+}
+
+// peerRunsGuest asks the other host whether it runs the guest, when its
+// URI is known. Only a definite answer counts: anything else is unknown.
+func (d *Driver) peerRunsGuest(ctx context.Context, dom *domain, m *migState) peerAnswer {
+	if m.job.PeerURI == "" {
+		d.log.Warn("cannot ask the destination whether it runs the guest: its URI is unknown", "domain", dom.name)
+		return peerUnknown
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	l, err := dialPeer(ctx, m.job.PeerURI)
+	if err != nil {
+		d.log.Warn("cannot reach the destination to ask whether it runs the guest", "domain", dom.name, "peer", m.job.PeerURI, "err", err)
+		return peerUnknown
+	}
+	defer l.Disconnect()
+	rdom, err := l.DomainLookupByUUID(libvirt.UUID(dom.uuid))
+	if err != nil {
+		var le libvirt.Error
+		if errors.As(err, &le) && le.Code == uint32(libvirt.ErrNoDomain) {
+			return peerDoesNotRun
+		}
+		d.log.Warn("asking the destination about the guest failed", "domain", dom.name, "err", err)
+		return peerUnknown
+	}
+	state, reason, err := l.DomainGetState(rdom, 0)
+	if err != nil {
+		return peerUnknown
+	}
+	switch libvirt.DomainState(state) {
+	case libvirt.DomainRunning:
+		return peerRuns
+	case libvirt.DomainShutoff, libvirt.DomainCrashed:
+		return peerDoesNotRun
+	case libvirt.DomainPaused:
+		// Still waiting for an incoming stream that will not be resumed
+		// (Finish never came): not running.
+		if reason == int32(libvirt.DomainPausedMigration) {
+			return peerDoesNotRun
+		}
+		// Paused by a user (--suspend): the guest lives there.
+		return peerRuns
+	}
+	return peerUnknown
+}
+
+var _ = fmt.Sprint

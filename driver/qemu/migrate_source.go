@@ -1,0 +1,363 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	libvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/migcookie"
+	"github.com/govirtd/govirtd/compat/migparams"
+	"github.com/govirtd/govirtd/driver"
+	"github.com/govirtd/govirtd/driver/qemu/domainxml"
+	"github.com/govirtd/govirtd/driver/qemu/migcheck"
+	"github.com/govirtd/govirtd/driver/qemu/migration"
+)
+
+// The source side of migration v3: Begin, Perform, Confirm.
+
+// MigrateBegin3 implements driver.Migration: it checks the domain can
+// move, takes its job lock (held until Confirm), and returns the XML the
+// destination must run and the Begin cookie.
+func (d *Driver) MigrateBegin3(ctx context.Context, ref libvirt.Domain, tp []libvirt.TypedParam, flags uint32) ([]byte, string, error) {
+	dom, err := d.get(ref)
+	if err != nil {
+		return nil, "", err
+	}
+	params, err := migparams.Parse(tp)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := migparams.CheckFlags(migparams.Flags(flags)); err != nil {
+		return nil, "", err
+	}
+	m, err := d.beginMigJob(ctx, dom, migration.Source, flags, params)
+	if err != nil {
+		return nil, "", err
+	}
+	cookie, xml, err := d.begin(dom, m, flags)
+	if err != nil {
+		d.endMigJob(dom, m)
+		return nil, "", err
+	}
+	return cookie, xml, nil
+}
+
+// begin is Begin's work once the job is held.
+func (d *Driver) begin(dom *domain, m *migState, flags uint32) ([]byte, string, error) {
+	if err := d.fire("begin", dom); err != nil {
+		return nil, "", err
+	}
+	offline := migparams.Flags(flags)&migparams.Offline != 0
+	dom.mu.Lock()
+	live, def, active := dom.live, dom.def, dom.id != -1
+	dom.mu.Unlock()
+	var src *libvirtxml.Domain
+	switch {
+	case offline:
+		if def == nil {
+			return nil, "", compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "offline migration requires a persistent domain")
+		}
+		src = def
+	case !active:
+		return nil, "", errNotRunning()
+	default:
+		src = live
+		if migparams.Flags(flags)&migparams.Unsafe == 0 {
+			if err := migcheck.Safe(src, migparams.Flags(flags)); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	xml, err := domainxml.Format(src, domainxml.FormatOptions{Inactive: offline, Secure: true, Migratable: true})
+	if err != nil {
+		return nil, "", err
+	}
+	if m.params.DestXML != "" {
+		// The user's destination XML (--xml) must keep the guest ABI.
+		dst, err := domainxml.Parse(m.params.DestXML)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := migcheck.CheckABI(src, dst, migcheck.ABIOptions{DestName: m.params.DestName}); err != nil {
+			return nil, "", err
+		}
+		xml = m.params.DestXML
+	}
+	var caps []migcookie.MigrationCap
+	if !offline {
+		caps = sourceCookieCaps()
+	}
+	c := migcookie.ForBegin(d.identity(dom), src.CPU, caps)
+	cookie, err := c.Marshal()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := d.advance(dom, m, migration.Begin3); err != nil {
+		return nil, "", err
+	}
+	if err := d.fire("begin-end", dom); err != nil {
+		return nil, "", err
+	}
+	return cookie, xml, nil
+}
+
+// identity names the domain and this host in a cookie. The name is the
+// source's even after --dname, as libvirt keeps it: a destination that
+// renamed the guest still says the source's name.
+func (d *Driver) identity(dom *domain) migcookie.Identity {
+	name := dom.name
+	dom.mu.Lock()
+	if dom.mig != nil && dom.mig.srcName != "" {
+		name = dom.mig.srcName
+	}
+	dom.mu.Unlock()
+	return migcookie.Identity{Name: name, UUID: formatUUID(dom.uuid), Hostname: d.opts.Hostname, HostUUID: d.opts.HostUUID}
+}
+
+// MigratePerform3 implements driver.Migration. In managed mode the client
+// drives both hosts and this runs the transfer; with a destination URI
+// (peer-to-peer) this daemon drives the destination itself.
+func (d *Driver) MigratePerform3(ctx context.Context, ref libvirt.Domain, dconnuri string, tp []libvirt.TypedParam, cookieIn []byte, flags uint32) ([]byte, error) {
+	if migparams.Flags(flags)&migparams.PeerToPeer != 0 || dconnuri != "" {
+		return nil, d.performPeerToPeer(ctx, ref, dconnuri, tp, flags)
+	}
+	dom, err := d.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	m := dom.migJob(migration.Source)
+	if m == nil {
+		return nil, errNotMigrating(dom.name)
+	}
+	if m.job.Phase != migration.Begin3 {
+		return nil, errNotMigrating(dom.name)
+	}
+	params, err := migparams.Parse(tp)
+	if err != nil {
+		return nil, err
+	}
+	m.params = params
+	return d.perform(dom, m, cookieIn, flags)
+}
+
+// perform runs the transfer. The migration's own context is the driver's,
+// not the client call's: a client that goes away must not leave QEMU half
+// way; its connection's clean-up decides what happens next.
+func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32) ([]byte, error) {
+	ctx := d.ctx
+	fail := func(err error) ([]byte, error) {
+		// A failed Perform ends the source job: the client calls Finish
+		// (cancelled) on the destination and no Confirm here.
+		if mon, merr := dom.monitor(); merr == nil {
+			d.restoreSource(ctx, dom, mon)
+		}
+		d.endMigJob(dom, m)
+		return nil, err
+	}
+	peer, err := d.acceptCookie(dom, cookieIn)
+	if err != nil {
+		return fail(err)
+	}
+	m.peerCookie = peer
+	if peer != nil {
+		m.job.PeerHostname, m.job.PeerHostUUID = peer.Hostname, peer.HostUUID
+		if peer.Govirtd != nil && m.job.PeerURI == "" {
+			m.job.PeerURI = peer.Govirtd.URI
+		}
+	}
+	if err := d.advance(dom, m, migration.Perform3); err != nil {
+		return fail(err)
+	}
+	if err := d.fire("perform", dom); err != nil {
+		return fail(err)
+	}
+	mon, err := dom.monitor()
+	if err != nil {
+		return fail(err)
+	}
+	uri := m.params.URI
+	if uri == "" {
+		return fail(compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "missing migration URI"))
+	}
+	dom.mu.Lock()
+	if m.params.Bandwidth > 0 {
+		// The migration's bandwidth is the domain's speed limit while it
+		// runs (virsh migrate-getspeed shows it), as in libvirt.
+		dom.maxSpeed = m.params.Bandwidth
+	}
+	bw := dom.maxSpeed
+	var downtime *int64
+	if dom.maxDowntime > 0 {
+		v := int64(dom.maxDowntime)
+		downtime = &v
+	}
+	dom.mu.Unlock()
+	if m.params.Bandwidth > 0 {
+		bw = m.params.Bandwidth
+	}
+	run := sourceRun{bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime}
+	if m.params.HasAutoConvergeInitial {
+		v := int64(m.params.AutoConvergeInitial)
+		run.acInitial = &v
+	}
+	if m.params.HasAutoConvergeIncrement {
+		v := int64(m.params.AutoConvergeIncrement)
+		run.acIncrement = &v
+	}
+	info, err := d.runSourceMigration(ctx, dom, mon, uri, run)
+	if err != nil {
+		return fail(err)
+	}
+	stats := jobStatsFromQEMU(jobOperationMigrationOut, info, time.Since(m.job.Started))
+	m.stats = stats
+	if err := d.advance(dom, m, migration.Perform3Done); err != nil {
+		return fail(err)
+	}
+	c := migcookie.ForPerform(d.identity(dom), cookieStats(stats, m.job.Started))
+	if migparams.Flags(flags)&migparams.PersistDest != 0 {
+		dom.mu.Lock()
+		persistent := dom.def
+		if persistent == nil {
+			persistent = dom.live
+		}
+		dom.mu.Unlock()
+		c.SetPersistent(persistent)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.fire("perform-end", dom); err != nil {
+		// QEMU has sent everything: the guest must not be resumed here
+		// blindly; Confirm (or the job's recovery) decides.
+		return nil, err
+	}
+	return out, nil
+}
+
+// acceptCookie parses and checks the other host's cookie: same-host
+// refusal, the domain it names, and the mandatory features.
+func (d *Driver) acceptCookie(dom *domain, data []byte) (*migcookie.Cookie, error) {
+	c, err := migcookie.Parse(data)
+	if err != nil || c == nil {
+		return c, err
+	}
+	if err := c.CheckHost(d.opts.HostUUID); err != nil {
+		return nil, err
+	}
+	if err := c.CheckMandatory(cookieFeatures); err != nil {
+		return nil, err
+	}
+	if err := c.CheckDomain(dom.name, formatUUID(dom.uuid)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// MigrateConfirm3 implements driver.Migration: the last step on the source.
+func (d *Driver) MigrateConfirm3(ctx context.Context, ref libvirt.Domain, tp []libvirt.TypedParam, cookieIn []byte, flags uint32, cancelled bool) error {
+	dom, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	m := dom.migJob(migration.Source)
+	if m == nil {
+		return errNotMigrating(dom.name)
+	}
+	return d.confirm(dom, m, cookieIn, flags, cancelled)
+}
+
+// confirm ends the source side. On success the source QEMU goes; on a
+// cancelled migration the source resumes, but only when it is certain the
+// destination does not run the guest: a guest must never run twice.
+func (d *Driver) confirm(dom *domain, m *migState, cookieIn []byte, flags uint32, cancelled bool) error {
+	ctx := d.ctx
+	if err := d.fire("confirm", dom); err != nil {
+		return err
+	}
+	if peer, err := migcookie.Parse(cookieIn); err == nil && peer != nil && peer.Govirtd != nil && m.job.PeerURI == "" {
+		m.job.PeerURI = peer.Govirtd.URI
+	}
+	if !cancelled {
+		if err := d.advance(dom, m, migration.Confirm3); err != nil {
+			return err
+		}
+		d.finishSource(ctx, dom, m, flags)
+		return d.fire("confirm-end", dom)
+	}
+	if err := d.advance(dom, m, migration.Confirm3Cancelled); err != nil {
+		return err
+	}
+	if m.stats == nil {
+		// QEMU never completed (the destination refused in Prepare, or the
+		// transfer failed): the source never stopped for good.
+		if mon, err := dom.monitor(); err == nil {
+			d.restoreSource(ctx, dom, mon)
+		}
+		d.endMigJob(dom, m)
+		return d.fire("confirm-end", dom)
+	}
+	// QEMU reported the migration complete; only the destination knows
+	// whether it resumed the guest.
+	switch d.peerRunsGuest(ctx, dom, m) {
+	case peerRuns:
+		d.log.Warn("migration reported failed, but the destination runs the guest: stopping the source copy", "domain", dom.name)
+		d.finishSource(ctx, dom, m, flags)
+	case peerDoesNotRun:
+		if mon, err := dom.monitor(); err == nil {
+			d.restoreSource(ctx, dom, mon)
+		}
+		d.endMigJob(dom, m)
+	default:
+		d.endMigJob(dom, m)
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU,
+			"migration of domain %s completed in QEMU but whether the destination runs it is unknown: the guest stays paused here; resume it only if it does not run on the destination", dom.name)
+	}
+	return d.fire("confirm-end", dom)
+}
+
+// finishSource ends a successful outgoing migration: the source QEMU is
+// stopped (reported stopped, migrated), its definition removed when asked
+// (--undefinesource), and the job's statistics kept for --completed.
+func (d *Driver) finishSource(ctx context.Context, dom *domain, m *migState, flags uint32) {
+	dom.mu.Lock()
+	if m.stats != nil {
+		dom.completed = &completedJob{stats: m.stats}
+	}
+	dom.mu.Unlock()
+	if m.job.Flags&uint64(migparams.Offline) == 0 {
+		if err := d.stop(ctx, dom, stopCause{reason: libvirt.DomainShutoffMigrated, detail: libvirt.DomainEventStoppedMigrated}, killGrace); err != nil {
+			d.log.Error("stop migrated source", "domain", dom.name, "err", err)
+		}
+	}
+	if m.stats != nil {
+		d.emit(driver.Event{ID: libvirt.DomainEventIDJobCompleted, Dom: dom.ref(), Params: m.stats.TypedParams()})
+	}
+	if migparams.Flags(flags)&migparams.UndefineSource != 0 {
+		d.endMigJob(dom, m)
+		if err := d.Undefine(ctx, dom.ref(), 0); err != nil {
+			d.log.Error("undefine migrated source", "domain", dom.name, "err", err)
+		}
+		return
+	}
+	d.endMigJob(dom, m)
+}
+
+// peer answers: does the destination run the guest?
+type peerAnswer int
+
+const (
+	peerUnknown peerAnswer = iota
+	peerRuns
+	peerDoesNotRun
+)
+
+func (a peerAnswer) String() string {
+	return [...]string{"unknown", "runs the guest", "does not run the guest"}[a]
+}
+
+var _ = fmt.Sprint

@@ -1,0 +1,78 @@
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/govirtd/govirtd/compat/virconf"
+)
+
+// qemuConf is the part of qemu.conf the driver reads (libvirt's keys and
+// defaults).
+type qemuConf struct {
+	// MigrationAddress is where an incoming migration listens
+	// (migration_address); "" means all addresses.
+	MigrationAddress string
+	// MigrationHost is the host name or address put in the URI given to the
+	// source (migration_host); "" means derive it, see migrationHost.
+	MigrationHost string
+	// MigrationPortMin/Max bound the ports of incoming migrations.
+	MigrationPortMin, MigrationPortMax int
+}
+
+func defaultQemuConf() qemuConf {
+	return qemuConf{MigrationPortMin: 49152, MigrationPortMax: 49215}
+}
+
+// loadQemuConf reads a qemu.conf-syntax file; "" means defaults. Keys the
+// driver does not use are ignored, as a qemu.conf holds many.
+func loadQemuConf(path string) (qemuConf, error) {
+	c := defaultQemuConf()
+	if path == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, fmt.Errorf("qemu_config %s: %w", path, err)
+	}
+	if err != nil {
+		return c, err
+	}
+	f, err := virconf.Parse(data)
+	if err != nil {
+		return c, fmt.Errorf("%s %w", path, err)
+	}
+	str := func(key string, dst *string) error {
+		if e, ok := f.Lookup(key); ok {
+			if e.Value.Kind != virconf.String {
+				return fmt.Errorf("%s line %d: %s: expected a string", path, e.Line, key)
+			}
+			*dst = e.Value.Str
+		}
+		return nil
+	}
+	num := func(key string, dst *int) error {
+		if e, ok := f.Lookup(key); ok {
+			if e.Value.Kind != virconf.Int || e.Value.Int < 1 || e.Value.Int > 65535 {
+				return fmt.Errorf("%s line %d: %s: expected a port number", path, e.Line, key)
+			}
+			*dst = int(e.Value.Int)
+		}
+		return nil
+	}
+	for _, err := range []error{
+		str("migration_address", &c.MigrationAddress),
+		str("migration_host", &c.MigrationHost),
+		num("migration_port_min", &c.MigrationPortMin),
+		num("migration_port_max", &c.MigrationPortMax),
+	} {
+		if err != nil {
+			return c, err
+		}
+	}
+	if c.MigrationPortMin > c.MigrationPortMax {
+		return c, fmt.Errorf("%s: migration_port_min %d is above migration_port_max %d", path, c.MigrationPortMin, c.MigrationPortMax)
+	}
+	return c, nil
+}
