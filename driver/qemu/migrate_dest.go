@@ -192,11 +192,17 @@ func (d *Driver) watchIncoming(dom *domain, m *migState) {
 		if ev.Name != "MIGRATION" {
 			continue
 		}
+		// An injected "error" here has no RPC to fail; it makes this
+		// migration's Finish fail instead.
 		switch ev.Data["status"] {
 		case "active":
-			d.fire("perform", dom)
+			if err := d.fire("perform", dom); err != nil {
+				m.setInjected(err)
+			}
 		case "completed":
-			d.fire("perform-end", dom)
+			if err := d.fire("perform-end", dom); err != nil {
+				m.setInjected(err)
+			}
 			return
 		case "failed", "cancelled":
 			return
@@ -311,6 +317,10 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 	ctx := d.ctx
 	defer d.releaseMigrationPort(m.incomingPort)
 	if err := d.fire("finish", dom); err != nil {
+		d.abortIncoming(dom, m)
+		return libvirt.Domain{}, nil, err
+	}
+	if err := m.injectedErr(); err != nil && !cancelled {
 		d.abortIncoming(dom, m)
 		return libvirt.Domain{}, nil, err
 	}

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -37,6 +38,22 @@ type migState struct {
 	// srcName is the domain's name on the source, which every cookie
 	// carries even when the destination renames it (--dname).
 	srcName string
+	// injected is a fault injected where no RPC could return it (the
+	// destination's perform point); Finish reports it.
+	injectedMu sync.Mutex
+	injected   error
+}
+
+func (m *migState) setInjected(err error) {
+	m.injectedMu.Lock()
+	m.injected = err
+	m.injectedMu.Unlock()
+}
+
+func (m *migState) injectedErr() error {
+	m.injectedMu.Lock()
+	defer m.injectedMu.Unlock()
+	return m.injected
 }
 
 // completedJob is what virsh domjobinfo --completed shows.

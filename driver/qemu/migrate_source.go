@@ -313,9 +313,12 @@ func (d *Driver) confirm(dom *domain, m *migState, cookieIn []byte, flags uint32
 		}
 		d.endMigJob(dom, m)
 	default:
-		d.endMigJob(dom, m)
+		// Keep asking in the background (the destination may be
+		// restarting); the job stays held so nothing else touches the
+		// paused guest meanwhile.
+		go d.resolve(dom, m)
 		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU,
-			"migration of domain %s completed in QEMU but whether the destination runs it is unknown: the guest stays paused here; resume it only if it does not run on the destination", dom.name)
+			"migration of domain %s completed in QEMU but the destination cannot tell yet whether it runs the guest: the guest stays paused here until it can (see the daemon log)", dom.name)
 	}
 	return d.fire("confirm-end", dom)
 }

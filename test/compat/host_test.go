@@ -227,6 +227,39 @@ func (h *Host) Kill9() {
 	h.exited <- nil
 }
 
+// Alive reports whether the daemon process still runs.
+func (h *Host) Alive() bool {
+	if h.cmd == nil {
+		return false
+	}
+	select {
+	case err := <-h.exited:
+		h.exited <- err
+		return false
+	default:
+		return true
+	}
+}
+
+// RemoveFaults drops fault_injection from the host's configuration, for
+// the next start.
+func (h *Host) RemoveFaults() {
+	h.t.Helper()
+	data, err := os.ReadFile(h.Config)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var keep []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "fault_injection") {
+			keep = append(keep, l)
+		}
+	}
+	if err := os.WriteFile(h.Config, []byte(strings.Join(keep, "\n")), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // Restart starts the daemon again with the same configuration and state.
 func (h *Host) Restart() {
 	h.t.Helper()
