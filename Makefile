@@ -2,10 +2,10 @@
 #   make demo   start a daemon and drive it with virsh (installs what it needs)
 #   make test   everything CI runs: unit tests, fuzz seeds and short fuzzing,
 #               end-to-end tests with real virsh, python3-libvirt and QEMU
-#   make fuzz   longer fuzzing (FUZZTIME seconds per target)
+#   make fuzz   longer fuzzing (FUZZTIME per target, e.g. 60s or 1000000x)
 
 GO       ?= go
-FUZZTIME ?= 60
+FUZZTIME ?= 60s
 
 .PHONY: all build deps demo test unit e2e fuzz-short fuzz generate vet clean
 
@@ -31,7 +31,7 @@ unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/compat)
 
 fuzz-short:
-	scripts/fuzz.sh 5
+	scripts/fuzz.sh 100000x
 
 e2e:
 	$(GO) test -count=1 -timeout 20m ./test/compat/...

@@ -10,6 +10,7 @@ package driver
 
 import (
 	"context"
+	"io"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 )
@@ -110,6 +111,12 @@ type Domains interface {
 type Migration interface {
 	MigrateBegin3(ctx context.Context, dom libvirt.Domain, params []libvirt.TypedParam, flags uint32) (cookie []byte, xml string, err error)
 	MigratePrepare3(ctx context.Context, params []libvirt.TypedParam, cookie []byte, flags uint32) (cookieOut []byte, uri string, err error)
+	// MigratePrepareTunnel3 is Prepare for a tunnelled migration: the
+	// migration data arrives on stream (the client's RPC connection) after
+	// the reply. On success the driver owns the stream and must close it
+	// when done (with CloseWithError, if it has it, to report a failure);
+	// on error the caller discards it.
+	MigratePrepareTunnel3(ctx context.Context, params []libvirt.TypedParam, cookie []byte, flags uint32, stream io.ReadCloser) (cookieOut []byte, err error)
 	// MigratePerform3 runs the migration on the source. dconnuri is set in
 	// peer-to-peer mode: the driver then drives the destination itself.
 	MigratePerform3(ctx context.Context, dom libvirt.Domain, dconnuri string, params []libvirt.TypedParam, cookie []byte, flags uint32) (cookieOut []byte, err error)
@@ -123,6 +130,12 @@ type Migration interface {
 	MigrateGetMaxSpeed(ctx context.Context, dom libvirt.Domain, flags uint32) (uint64, error)
 	MigrateSetMaxDowntime(ctx context.Context, dom libvirt.Domain, ms uint64, flags uint32) error
 	MigrateGetMaxDowntime(ctx context.Context, dom libvirt.Domain, flags uint32) (uint64, error)
+}
+
+// ErrorCloser is a stream whose reader can tell the writer why it stopped
+// reading (the server's incoming RPC streams are).
+type ErrorCloser interface {
+	CloseWithError(err error) error
 }
 
 // JobInfo is libvirt's virDomainJobInfo.

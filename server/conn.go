@@ -26,6 +26,8 @@ type Call struct {
 	Ctx    context.Context
 	Conn   *Conn
 	Header rpc.Header
+
+	stream *Stream // opened by the handler (OpenStream)
 }
 
 // Conn is one client connection. One goroutine reads packets; each CALL runs
@@ -52,6 +54,11 @@ type Conn struct {
 	opened    atomic.Bool // CONNECT_OPEN succeeded
 	lastRecv  atomic.Int64
 	keepalive atomic.Bool // the client asked for PROGRAM_KEEPALIVE
+
+	streamsMu     sync.Mutex
+	streams       map[streamKey]*Stream
+	closedStreams []streamKey // recently ended, to drop their late data quietly
+	streamsClosed bool        // the connection is closing: no new streams
 
 	events eventRegistry
 	eventQ chan queuedEvent
@@ -140,6 +147,9 @@ func (c *Conn) handlePacket(p *rpc.Packet) bool {
 	}
 	switch p.Type {
 	case rpc.Call:
+	case rpc.Stream, rpc.StreamHole:
+		c.handleStream(p)
+		return true
 	case rpc.CallWithFDs:
 		// File descriptor passing is not implemented; the fds (if any) were
 		// never received, so answer the call instead of misreading its body.
@@ -181,18 +191,27 @@ func (c *Conn) dispatch(p *rpc.Packet) {
 		c.log.Info("rpc call", attrs...)
 	}
 	if err != nil {
+		if call.stream != nil {
+			call.stream.discard()
+		}
 		c.replyError(p.Header, err)
 		return
 	}
 	body, err := xdr.Marshal(ret)
 	if err != nil {
 		c.log.Error("encode reply", "proc", p.Procedure, "err", err)
+		if call.stream != nil {
+			call.stream.discard()
+		}
 		c.replyError(p.Header, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unable to encode message payload"))
 		return
 	}
 	h := p.Header
 	h.Type, h.Status = rpc.Reply, rpc.OK
 	c.send(h, body)
+	if call.stream != nil {
+		call.stream.replySent()
+	}
 }
 
 // invoke checks and runs the handler; a panic becomes an internal error for
@@ -243,19 +262,7 @@ func (c *Conn) replyError(h rpc.Header, err error) {
 	if le.Code == libvirt.ErrInternalError && le.Err != nil {
 		c.log.Error("call failed", "proc", h.Procedure, "err", err)
 	}
-	re := rpc.RemoteError{
-		Code:    int32(le.Code),
-		Domain:  int32(le.Domain),
-		Message: libvirt.OptString{le.Message()},
-		Level:   2, // VIR_ERR_ERROR
-		Str1:    libvirt.OptString{le.Template()},
-		Int1:    le.Int1,
-		Int2:    -1,
-	}
-	if le.Detail != "" {
-		re.Str2 = libvirt.OptString{le.Detail}
-	}
-	body, mErr := xdr.Marshal(&re)
+	body, mErr := xdr.Marshal(remoteError(le))
 	if mErr != nil {
 		c.log.Error("encode error reply", "err", mErr)
 		return
@@ -300,6 +307,8 @@ func (c *Conn) close(reason string) {
 		}
 		c.cancel()
 		c.nc.Close()
+		// Readers of this client's streams would otherwise wait forever.
+		c.abortStreams()
 		c.calls.Wait()
 		c.srv.forget(c)
 		// Work this client started and never finished (a managed

@@ -17,6 +17,16 @@ func registerMigrationHandlers(t *Table, s *Server) {
 		cookie, uri, err := drv.MigratePrepare3(c.Ctx, a.Params, a.CookieIn, a.Flags)
 		return &libvirt.DomainMigratePrepare3ParamsRet{CookieOut: cookie, UriOut: optOut(uri)}, err
 	})
+	// Tunnelled: the migration data follows the reply on this connection,
+	// as a stream bound to the call.
+	t.DomainMigratePrepareTunnel3Params(func(c *Call, a *libvirt.DomainMigratePrepareTunnel3ParamsArgs) (*libvirt.DomainMigratePrepareTunnel3ParamsRet, error) {
+		st, err := c.OpenStream()
+		if err != nil {
+			return nil, err
+		}
+		cookie, err := drv.MigratePrepareTunnel3(c.Ctx, a.Params, a.CookieIn, a.Flags, st)
+		return &libvirt.DomainMigratePrepareTunnel3ParamsRet{CookieOut: cookie}, err
+	})
 	t.DomainMigratePerform3Params(func(c *Call, a *libvirt.DomainMigratePerform3ParamsArgs) (*libvirt.DomainMigratePerform3ParamsRet, error) {
 		cookie, err := drv.MigratePerform3(c.Ctx, a.Dom, optString(a.Dconnuri), a.Params, a.CookieIn, uint32(a.Flags))
 		return &libvirt.DomainMigratePerform3ParamsRet{CookieOut: cookie}, err
@@ -40,6 +50,15 @@ func registerMigrationHandlers(t *Table, s *Server) {
 		p := legacyParams(libvirt.OptString{a.DomXML}, a.Dname, a.Bandwidth, a.UriIn)
 		cookie, uri, err := drv.MigratePrepare3(c.Ctx, p, a.CookieIn, uint32(a.Flags))
 		return &libvirt.DomainMigratePrepare3Ret{CookieOut: cookie, UriOut: optOut(uri)}, err
+	})
+	t.DomainMigratePrepareTunnel3(func(c *Call, a *libvirt.DomainMigratePrepareTunnel3Args) (*libvirt.DomainMigratePrepareTunnel3Ret, error) {
+		p := legacyParams(libvirt.OptString{a.DomXML}, a.Dname, a.Bandwidth, nil)
+		st, err := c.OpenStream()
+		if err != nil {
+			return nil, err
+		}
+		cookie, err := drv.MigratePrepareTunnel3(c.Ctx, p, a.CookieIn, uint32(a.Flags), st)
+		return &libvirt.DomainMigratePrepareTunnel3Ret{CookieOut: cookie}, err
 	})
 	t.DomainMigratePerform3(func(c *Call, a *libvirt.DomainMigratePerform3Args) (*libvirt.DomainMigratePerform3Ret, error) {
 		p := legacyParams(a.Xmlin, a.Dname, a.Bandwidth, a.Uri)

@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -27,12 +28,21 @@ var incomingTimeout = 60 * time.Second
 // domain, starts its QEMU waiting for the stream, and returns the URI the
 // source must send to.
 func (d *Driver) MigratePrepare3(ctx context.Context, tp []libvirt.TypedParam, cookieIn []byte, flags uint32) ([]byte, string, error) {
+	return d.prepare(ctx, tp, cookieIn, flags, nil)
+}
+
+// prepare is Prepare, direct or tunnelled: with a stream, the incoming QEMU
+// gets the migration data from it instead of listening on a port.
+func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn []byte, flags uint32, stream io.ReadCloser) ([]byte, string, error) {
 	params, err := migparams.Parse(tp)
 	if err != nil {
 		return nil, "", err
 	}
 	if err := migparams.CheckFlags(migparams.Flags(flags)); err != nil {
 		return nil, "", err
+	}
+	if stream != nil && migparams.Flags(flags)&migparams.Offline != 0 {
+		return nil, "", compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "tunnelled offline migration does not make sense")
 	}
 	if err := d.fire("prepare", nil); err != nil {
 		return nil, "", err
@@ -127,12 +137,14 @@ func (d *Driver) MigratePrepare3(ctx context.Context, tp []libvirt.TypedParam, c
 			return nil, "", err
 		}
 	} else {
-		port, err := d.reserveMigrationPort(params)
-		if err != nil {
-			rb.Run()
-			return nil, "", err
+		port := 0
+		if stream == nil {
+			if port, err = d.reserveMigrationPort(params); err != nil {
+				rb.Run()
+				return nil, "", err
+			}
+			m.incomingPort = port
 		}
-		m.incomingPort = port
 		if err := d.start(ctx, dom, def, startOptions{incoming: "defer"}); err != nil {
 			rb.Run()
 			return nil, "", err
@@ -146,15 +158,22 @@ func (d *Driver) MigratePrepare3(ctx context.Context, tp []libvirt.TypedParam, c
 			rb.Run()
 			return nil, "", err
 		}
-		if err := d.startIncoming(ctx, dom, mon, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port)), false); err != nil {
+		if stream != nil {
+			err = d.startTunnelIncoming(ctx, dom, mon, stream)
+		} else {
+			err = d.startIncoming(ctx, dom, mon, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port)), false)
+		}
+		if err != nil {
 			rb.Run()
 			return nil, "", err
 		}
 		go d.watchIncoming(dom, m)
-		uri, err = d.incomingURI(params, port)
-		if err != nil {
-			rb.Run()
-			return nil, "", err
+		if stream == nil {
+			uri, err = d.incomingURI(params, port)
+			if err != nil {
+				rb.Run()
+				return nil, "", err
+			}
 		}
 		out.Caps = destCookieCaps()
 		d.emitLifecycle(dom.ref(), libvirt.DomainEventStarted, int32(libvirt.DomainEventStartedMigrated))

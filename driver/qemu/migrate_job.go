@@ -31,6 +31,8 @@ type migState struct {
 	savedParams *qmp.MigrationParameters
 	// stats are the final QEMU statistics (source, after Perform).
 	stats *migparams.JobStats
+	// tunnel carries the data of a tunnelled migration (source, p2p).
+	tunnel *sourceTunnel
 	// incomingPort is the destination's reserved listen port.
 	incomingPort int
 	// def is the definition the destination prepared to receive.
@@ -42,6 +44,9 @@ type migState struct {
 	// destination's perform point); Finish reports it.
 	injectedMu sync.Mutex
 	injected   error
+	// restoreSpeed puts back the domain's speed limit the migration's
+	// bandwidth parameter replaced (called with dom.mu held).
+	restoreSpeed func()
 }
 
 func (m *migState) setInjected(err error) {
@@ -108,6 +113,10 @@ func (d *Driver) endMigJob(dom *domain, m *migState) {
 	dom.mu.Lock()
 	if dom.mig == m {
 		dom.mig = nil
+	}
+	if m.restoreSpeed != nil {
+		m.restoreSpeed()
+		m.restoreSpeed = nil
 	}
 	dom.mu.Unlock()
 	if m.release != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver/qemu/migration"
+	"github.com/govirtd/govirtd/rpc/client"
 )
 
 // Peer-to-peer migration: the source daemon is itself a libvirt client of
@@ -29,6 +30,21 @@ var peerDialTimeout = 10 * time.Second
 // or qemu+unix:///system?socket=PATH; plain qemu:///system means the
 // default unix socket).
 func dialPeer(ctx context.Context, uri string) (*libvirt.Libvirt, error) {
+	conn, err := dialPeerConn(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	l := libvirt.NewWithDialer(dialers.NewAlreadyConnected(conn))
+	if err := l.ConnectToURI(libvirt.QEMUSystem); err != nil {
+		conn.Close()
+		return nil, relayError(err)
+	}
+	return l, nil
+}
+
+// dialPeerConn connects to the daemon named by uri over its transport
+// (tcp or unix), without speaking to it yet.
+func dialPeerConn(ctx context.Context, uri string) (net.Conn, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return nil, compat.Errorf(libvirt.ErrInvalidArg, compat.FromRemote, "unable to parse URI %s", uri)
@@ -66,17 +82,9 @@ func dialPeer(ctx context.Context, uri string) (*libvirt.Libvirt, error) {
 	var nd net.Dialer
 	conn, err := nd.DialContext(dctx, network, addr)
 	if err != nil {
-		e := compat.Errorf(libvirt.ErrSystemError, compat.FromRPC, "unable to connect to server at '%s': %v", addr, rootCause(err))
-		var errno interface{ Errno() uintptr }
-		_ = errno
-		return nil, e
+		return nil, compat.Errorf(libvirt.ErrSystemError, compat.FromRPC, "unable to connect to server at '%s': %v", addr, rootCause(err))
 	}
-	l := libvirt.NewWithDialer(dialers.NewAlreadyConnected(conn))
-	if err := l.ConnectToURI(libvirt.QEMUSystem); err != nil {
-		conn.Close()
-		return nil, relayError(err)
-	}
-	return l, nil
+	return conn, nil
 }
 
 // rootCause strips Go's "dial tcp ...:" prefixes to the system error text
@@ -105,6 +113,14 @@ func relayError(err error) error {
 	if errors.As(err, &le) {
 		return &compat.Error{Code: libvirt.ErrorNumber(le.Code), Domain: compat.FromQEMU, Detail: le.Message, Int1: -1, Verbatim: true}
 	}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return &compat.Error{Code: libvirt.ErrorNumber(ce.Code), Domain: compat.Domain(ce.Domain), Detail: ce.Message, Int1: -1, Verbatim: true}
+	}
+	var ours *compat.Error
+	if errors.As(err, &ours) {
+		return err
+	}
 	return compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "%v", err)
 }
 
@@ -121,9 +137,7 @@ func (d *Driver) performPeerToPeer(ctx context.Context, ref libvirt.Domain, dcon
 	if err := migparams.CheckFlags(migparams.Flags(flags)); err != nil {
 		return err
 	}
-	if migparams.Flags(flags)&migparams.Tunnelled != 0 {
-		return compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU, "tunnelled migration is not supported by govirtd yet")
-	}
+	tunnelled := migparams.Flags(flags)&migparams.Tunnelled != 0
 	m, err := d.beginMigJob(ctx, dom, migration.Source, flags, params)
 	if err != nil {
 		return err
@@ -147,10 +161,29 @@ func (d *Driver) performPeerToPeer(ctx context.Context, ref libvirt.Domain, dcon
 	// Change protection is a source-side flag: the client library sends it
 	// only to the source, and so does libvirtd in p2p.
 	destFlags := uint32((migparams.Flags(flags) &^ migparams.ChangeProtection).DestFlags())
-	prepCookie, uriOut, err := peer.DomainMigratePrepare3Params(destParams.TypedParams(), beginCookie, destFlags)
-	if err != nil {
-		d.confirm(dom, m, nil, flags, true)
-		return relayError(err)
+	var prepCookie []byte
+	var uriOut libvirt.OptString
+	if tunnelled {
+		// The data travels on a connection of its own making; it stays
+		// open until after Finish: the destination drops an incoming guest
+		// whose preparing connection closes.
+		tun, err := openTunnel(ctx, dconnuri)
+		if err != nil {
+			d.confirm(dom, m, nil, flags, true)
+			return err
+		}
+		defer tun.close()
+		if prepCookie, err = tun.prepare(ctx, destParams.TypedParams(), beginCookie, destFlags); err != nil {
+			d.confirm(dom, m, nil, flags, true)
+			return err
+		}
+		m.tunnel = tun
+	} else {
+		prepCookie, uriOut, err = peer.DomainMigratePrepare3Params(destParams.TypedParams(), beginCookie, destFlags)
+		if err != nil {
+			d.confirm(dom, m, nil, flags, true)
+			return relayError(err)
+		}
 	}
 	if migparams.Flags(flags)&migparams.Offline != 0 {
 		_, finCookie, ferr := peer.DomainMigrateFinish3Params(destParams.TypedParams(), nil, destFlags, 0)
@@ -165,14 +198,18 @@ func (d *Driver) performPeerToPeer(ctx context.Context, ref libvirt.Domain, dcon
 		m.params.URI = uriOut[0]
 	}
 	perfCookie, perr := d.perform(dom, m, prepCookie, flags)
+	if perr != nil && m.tunnel != nil {
+		m.tunnel.abort(perr)
+	}
+	// Finish finds the incoming domain by name, cancelled or not.
+	if destParams.DestName == "" {
+		destParams.DestName = dom.name
+	}
 	if perr != nil {
 		// perform ended the source job and restored the guest; tell the
 		// destination to drop its copy.
 		peer.DomainMigrateFinish3Params(destParams.TypedParams(), nil, destFlags, 1)
 		return perr
-	}
-	if destParams.DestName == "" {
-		destParams.DestName = dom.name
 	}
 	_, finCookie, ferr := peer.DomainMigrateFinish3Params(destParams.TypedParams(), perfCookie, destFlags, 0)
 	cerr := d.confirm(dom, m, finCookie, flags, ferr != nil)

@@ -78,7 +78,10 @@ func (d *Driver) begin(dom *domain, m *migState, flags uint32) ([]byte, string, 
 	}
 	if m.params.DestXML != "" {
 		// The user's destination XML (--xml) must keep the guest ABI.
-		dst, err := domainxml.Parse(m.params.DestXML)
+		// It is parsed as the destination will parse it, with libvirt's
+		// defaults filled in, so the implicit devices the migratable form
+		// leaves out compare equal.
+		dst, _, err := d.parseDefinition(m.params.DestXML)
 		if err != nil {
 			return nil, "", err
 		}
@@ -180,13 +183,22 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 		return fail(err)
 	}
 	uri := m.params.URI
+	if m.tunnel != nil {
+		// QEMU sends to this daemon, which forwards into the tunnel.
+		if uri, err = m.tunnel.listen(dom); err != nil {
+			return fail(m.tunnel.abort(err))
+		}
+	}
 	if uri == "" {
 		return fail(compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "missing migration URI"))
 	}
 	dom.mu.Lock()
 	if m.params.Bandwidth > 0 {
 		// The migration's bandwidth is the domain's speed limit while it
-		// runs (virsh migrate-getspeed shows it), as in libvirt.
+		// runs (virsh migrate-getspeed shows it), as in libvirt; the
+		// previous limit comes back when the job ends.
+		prev := dom.maxSpeed
+		m.restoreSpeed = func() { dom.maxSpeed = prev }
 		dom.maxSpeed = m.params.Bandwidth
 	}
 	bw := dom.maxSpeed
@@ -199,7 +211,7 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 	if m.params.Bandwidth > 0 {
 		bw = m.params.Bandwidth
 	}
-	run := sourceRun{bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime}
+	run := sourceRun{bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime, tunnelled: m.tunnel != nil}
 	if m.params.HasAutoConvergeInitial {
 		v := int64(m.params.AutoConvergeInitial)
 		run.acInitial = &v
@@ -209,6 +221,14 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 		run.acIncrement = &v
 	}
 	info, err := d.runSourceMigration(ctx, dom, mon, uri, run)
+	if m.tunnel != nil {
+		// Done only once the destination confirmed it got everything.
+		if err == nil {
+			err = m.tunnel.complete(ctx)
+		} else {
+			err = m.tunnel.abort(err)
+		}
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -292,3 +292,30 @@ func TestFormatSecure(t *testing.T) {
 		t.Errorf("Secure not honoured:\n%s\n%s", plain, secure)
 	}
 }
+
+// TestLibvirtMigratableXMLAccepted: the XML a libvirtd 9.0 source sends in
+// Begin3 (captured) is a definition govirtd accepts as a destination, and
+// formats back to the same migratable XML.
+func TestLibvirtMigratableXMLAccepted(t *testing.T) {
+	data, err := os.ReadFile("testdata/demo.migratable.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Parse(string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(d, fakeHost{}); err != nil {
+		t.Fatalf("libvirt's migratable XML refused: %v", err)
+	}
+	if err := ApplyDefaults(d, fakeHost{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Format(d, FormatOptions{Migratable: true, Live: &LiveInfo{ID: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(data) {
+		t.Errorf("round trip of libvirt's migratable XML:\n got %s\nwant %s", out, data)
+	}
+}

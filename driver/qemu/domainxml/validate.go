@@ -35,7 +35,10 @@ var absentRules = []struct {
 	{"<iothreads>", func(d *libvirtxml.Domain) bool { return d.IOThreads != 0 || d.IOThreadIDs != nil }},
 	{"<cputune>", func(d *libvirtxml.Domain) bool { return d.CPUTune != nil }},
 	{"<numatune>", func(d *libvirtxml.Domain) bool { return d.NUMATune != nil }},
-	{"<resource>", func(d *libvirtxml.Domain) bool { return d.Resource != nil }},
+	// A resource partition is only a cgroup placement, which libvirt's
+	// migratable XML carries (<partition>/machine</partition>): accepted,
+	// and without cgroups it changes nothing. Fibre channel app ids are not.
+	{"<resource><fibrechannel>", func(d *libvirtxml.Domain) bool { return d.Resource != nil && d.Resource.FibreChannel != nil }},
 	{"<sysinfo>", func(d *libvirtxml.Domain) bool { return len(d.SysInfo) > 0 }},
 	{"<bootloader>", func(d *libvirtxml.Domain) bool { return d.Bootloader != "" }},
 	{"<idmap>", func(d *libvirtxml.Domain) bool { return d.IDMap != nil }},
