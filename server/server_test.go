@@ -384,3 +384,53 @@ func TestMaxClientRequestsBoundsInflight(t *testing.T) {
 		seen[p.Serial] = true
 	}
 }
+
+// recMigration records what the migration handlers pass to the driver.
+type recMigration struct {
+	driver.Migration
+	params []libvirt.TypedParam
+	flags  uint32
+}
+
+func (r *recMigration) MigrateBegin3(ctx context.Context, dom libvirt.Domain, p []libvirt.TypedParam, flags uint32) ([]byte, string, error) {
+	r.params, r.flags = p, flags
+	return []byte("cookie\x00"), "<domain/>", nil
+}
+
+func (r *recMigration) MigratePrepare3(ctx context.Context, p []libvirt.TypedParam, cookie []byte, flags uint32) ([]byte, string, error) {
+	r.params, r.flags = p, flags
+	return []byte("c2\x00"), "tcp:127.0.0.3:49152", nil
+}
+
+// TestLegacyMigrationProcedures: the pre-params migration procedures
+// become the typed parameters they stand for.
+func TestLegacyMigrationProcedures(t *testing.T) {
+	ts := start(t, nil)
+	rec := &recMigration{}
+	ts.drv.Migration = rec
+	l := ts.client(t, "libvirt-sock")
+	cookie, xml, err := l.DomainMigrateBegin3(libvirt.Domain{Name: "d"}, libvirt.OptString{"<domain><name>d</name></domain>"}, 0x101, libvirt.OptString{"newname"}, 5)
+	if err != nil || string(cookie) != "cookie\x00" || xml != "<domain/>" {
+		t.Fatalf("begin3: %q %q %v", cookie, xml, err)
+	}
+	want := map[string]any{"bandwidth": uint64(5), "destination_name": "newname", "destination_xml": "<domain><name>d</name></domain>"}
+	if len(rec.params) != len(want) || rec.flags != 0x101 {
+		t.Fatalf("begin3 params %+v flags %#x", rec.params, rec.flags)
+	}
+	for _, p := range rec.params {
+		if want[p.Field] != p.Value.I {
+			t.Errorf("param %s = %v, want %v", p.Field, p.Value.I, want[p.Field])
+		}
+	}
+	_, uri, err := l.DomainMigratePrepare3([]byte("x"), libvirt.OptString{"tcp:127.0.0.3:49152"}, 1, nil, 0, "<domain/>")
+	if err != nil || len(uri) != 1 || uri[0] != "tcp:127.0.0.3:49152" {
+		t.Fatalf("prepare3: %v %v", uri, err)
+	}
+	found := false
+	for _, p := range rec.params {
+		found = found || (p.Field == "migrate_uri" && p.Value.I == "tcp:127.0.0.3:49152")
+	}
+	if !found {
+		t.Errorf("prepare3 did not pass uri_in as migrate_uri: %+v", rec.params)
+	}
+}

@@ -199,3 +199,49 @@ func TestMigrateOptions(t *testing.T) {
 	}
 	MustVirsh(t, b.URI(), "destroy", "op")
 }
+
+// TestMigrateUnixURIsAndControls: qemu+unix:// destinations (managed and
+// p2p), the migration controls during a running migration
+// (migrate-setspeed, migrate-setmaxdowntime/getmaxdowntime), and the
+// --auto-converge, --abort-on-error and --listen-address options.
+func TestMigrateUnixURIsAndControls(t *testing.T) {
+	t.Parallel()
+	a, b, serial := twoHosts(t, "ux", GuestOptions{DirtyMB: 16, DirtyRate: 4})
+
+	// Managed over unix sockets on both ends, with options.
+	before, _ := LastTick(serial)
+	r := run(t, 2*time.Minute, "virsh", "-c", a.UnixURI(), "migrate", "--live", "--auto-converge", "--abort-on-error",
+		"--listen-address", b.Addr, "ux", b.UnixURI())
+	if r.Err != nil {
+		t.Fatalf("managed migration to a qemu+unix URI: %s", r)
+	}
+	mid := checkMoved(t, a, b, "ux", serial, before)
+
+	// p2p back over a unix URI, slowed down, and tuned while it runs.
+	p2p := exec.Command("virsh", "-c", b.URI(), "migrate", "--live", "--p2p", "--bandwidth", "1", "ux", a.UnixURI())
+	var out strings.Builder
+	p2p.Stdout, p2p.Stderr = &out, &out
+	if err := p2p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p2p.Process.Kill(); p2p.Wait() })
+	waitMigrating(t, b, "ux")
+	MustVirsh(t, b.URI(), "migrate-setmaxdowntime", "ux", "400")
+	if got := strings.TrimSpace(MustVirsh(t, b.URI(), "migrate-getmaxdowntime", "ux")); got != "400" {
+		t.Errorf("migrate-getmaxdowntime = %q, want 400", got)
+	}
+	// Lift the limit: the migration then completes on its own.
+	MustVirsh(t, b.URI(), "migrate-setspeed", "ux", "0")
+	done := make(chan error, 1)
+	go func() { done <- p2p.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("p2p migration over a qemu+unix URI: %v\n%s", err, out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("p2p migration did not finish after migrate-setspeed 0:\n%s", out.String())
+	}
+	checkMoved(t, b, a, "ux", serial, mid)
+	MustVirsh(t, a.URI(), "destroy", "ux")
+}
