@@ -9,6 +9,7 @@ packages=(
   qemu-system-x86   # qemu-system-x86_64: domains are real QEMU processes
   qemu-utils        # qemu-img, for disk images in the QEMU driver tests
   gcc libc6-dev cpio # the test guest's static /init and its initramfs
+  libvirt-daemon-system libvirt-daemon-driver-qemu # a real libvirtd 9.0 for the interop tests and benchmarks
 )
 
 missing=()

@@ -319,3 +319,18 @@ func TestLibvirtMigratableXMLAccepted(t *testing.T) {
 		t.Errorf("round trip of libvirt's migratable XML:\n got %s\nwant %s", out, data)
 	}
 }
+
+func TestEmptyBackingStore(t *testing.T) {
+	for xml, want := range map[string]bool{
+		"<backingStore/>": true,
+		"<backingStore type='file'><format type='qcow2'/><source file='/b.qcow2'/></backingStore>": false,
+	} {
+		var d libvirtxml.Domain
+		if err := d.Unmarshal("<domain type='qemu'><name>x</name><devices><disk type='file' device='disk'><source file='/a.qcow2'/>" + xml + "<target dev='vda' bus='virtio'/></disk></devices></domain>"); err != nil {
+			t.Fatal(err)
+		}
+		if got := EmptyBackingStore(d.Devices.Disks[0].BackingStore); got != want {
+			t.Errorf("EmptyBackingStore(%s) = %v", xml, got)
+		}
+	}
+}

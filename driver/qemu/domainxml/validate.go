@@ -243,8 +243,15 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 				return err
 			}
 		}
-		if disk.BackingStore != nil || disk.IOTune != nil || disk.Encryption != nil || disk.Auth != nil {
-			return unsupported("disk %s: <backingStore>, <iotune>, <encryption> and <auth> are not supported by govirtd", disk.Target.Dev)
+		// An empty <backingStore/> only says the image has no backing file:
+		// libvirt writes it in the live XML of every qcow2 disk it probed,
+		// so a guest migrating from libvirtd carries it. A real chain is not
+		// supported.
+		if bs := disk.BackingStore; bs != nil && !EmptyBackingStore(bs) {
+			return unsupported("disk %s: backing chains (<backingStore> with a source) are not supported by govirtd", disk.Target.Dev)
+		}
+		if disk.IOTune != nil || disk.Encryption != nil || disk.Auth != nil {
+			return unsupported("disk %s: <iotune>, <encryption> and <auth> are not supported by govirtd", disk.Target.Dev)
 		}
 	}
 	for _, c := range dv.Controllers {
@@ -382,4 +389,20 @@ func diskSourcePath(disk *libvirtxml.DomainDisk) string {
 		return disk.Source.File.File
 	}
 	return "<null>"
+}
+
+// EmptyBackingStore reports whether a <backingStore> element is the empty
+// one (<backingStore/>: "this image has no backing file"). libvirtxml
+// fills in an empty file source when it parses it, so a nil check is not
+// enough.
+func EmptyBackingStore(bs *libvirtxml.DomainDiskBackingStore) bool {
+	if bs == nil {
+		return true
+	}
+	if bs.Format != nil || bs.BackingStore != nil {
+		return false
+	}
+	src := bs.Source
+	return src == nil || ((src.File == nil || src.File.File == "") && src.Block == nil && src.Network == nil &&
+		src.Dir == nil && src.Volume == nil && src.NVME == nil && src.VHostUser == nil && src.VHostVDPA == nil && src.Ctl == nil)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 )
 
 // pciBusAlias names the QEMU bus of PCI bus number n: the alias of the
@@ -305,7 +307,7 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 		fmtp := newProps().add("node-name", nodeFormat).add("read-only", readOnly).
 			add("driver", format).add("file", nodeStorage)
 		if bs := disk.BackingStore; bs != nil {
-			if bs.Source != nil || bs.Format != nil || bs.BackingStore != nil {
+			if !domainxml.EmptyBackingStore(bs) {
 				return unsupported("%s: backing chains", what)
 			}
 			// An empty <backingStore/> says the image has none: tell

@@ -1,0 +1,166 @@
+package compat_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Interoperability with a real libvirtd 9.0 (Debian's): a guest moves
+// between govirtd and libvirtd, both directions, client-managed and
+// peer-to-peer (each daemon driving the other), disk-less and with a shared
+// qcow2 disk, and keeps running: its counter continues from the same boot
+// and its memory check stays clean.
+
+// interopGuest defines and starts the test guest on the host at uri.
+func interopGuest(t *testing.T, uri, name, dir string, disk string) (serial string) {
+	t.Helper()
+	serial = filepath.Join(dir, name+".serial")
+	xml := GuestXML(t, GuestOptions{Name: name, Serial: serial, DirtyMB: 16, DirtyRate: 4})
+	if disk != "" {
+		xml = strings.Replace(xml, "<devices>", "<devices>\n    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='"+disk+"'/><target dev='vda' bus='virtio'/></disk>", 1)
+	}
+	p := filepath.Join(dir, name+".xml")
+	os.WriteFile(p, []byte(xml), 0o644)
+	MustVirsh(t, uri, "define", p)
+	MustVirsh(t, uri, "start", name)
+	WaitTicks(t, serial, 2, 90*time.Second)
+	return serial
+}
+
+// moveAndCheck migrates name from one URI to another and checks it moved.
+func moveAndCheck(t *testing.T, from, to, name, serial string, args ...string) {
+	t.Helper()
+	before, _ := LastTick(serial)
+	argv := append([]string{"-c", from, "migrate", "--live"}, args...)
+	argv = append(argv, name, to)
+	if r := run(t, 3*time.Minute, "virsh", argv...); r.Err != nil {
+		t.Fatalf("virsh %s: %s", strings.Join(argv, " "), r)
+	}
+	if !runningOn(t, to, name) {
+		t.Fatalf("%s not running on %s after migration", name, to)
+	}
+	if runningOn(t, from, name) {
+		t.Fatalf("%s still running on the source %s", name, from)
+	}
+	after := WaitTicks(t, serial, before.N+3, 90*time.Second)
+	if after.BootID != before.BootID || after.Mism != 0 {
+		t.Fatalf("after %s -> %s: boot %s (was %s), %d mismatches", from, to, after.BootID, before.BootID, after.Mism)
+	}
+	// The completed job's statistics, where the domain is still known: on
+	// the source if it stays defined there, and on the destination.
+	for _, uri := range []string{from, to} {
+		if Virsh(t, uri, "dominfo", name).Err != nil {
+			continue
+		}
+		if ji := MustVirsh(t, uri, "domjobinfo", "--completed", name); !strings.Contains(ji, "Completed") {
+			t.Errorf("domjobinfo --completed on %s:\n%s", uri, ji)
+		}
+	}
+}
+
+// TestInteropLibvirtd: the eight directions x modes x kinds.
+func TestInteropLibvirtd(t *testing.T) {
+	requireLibvirtd(t)
+	t.Run("diskless-from-govirtd", func(t *testing.T) {
+		t.Parallel()
+		g := StartHost(t, HostOptions{Name: "ig-g"})
+		l := StartLibvirtd(t, "ig-l")
+		serial := interopGuest(t, g.URI(), "idl", g.Dir, "")
+		moveAndCheck(t, g.URI(), l.URI(), "idl", serial)          // govirtd -> libvirtd, managed
+		moveAndCheck(t, l.URI(), g.URI(), "idl", serial)          // libvirtd -> govirtd, managed
+		moveAndCheck(t, g.URI(), l.URI(), "idl", serial, "--p2p") // govirtd drives libvirtd
+		moveAndCheck(t, l.URI(), g.URI(), "idl", serial, "--p2p") // libvirtd drives govirtd
+	})
+	t.Run("shared-disk-from-libvirtd", func(t *testing.T) {
+		t.Parallel()
+		requireTools(t, "qemu-img")
+		g := StartHost(t, HostOptions{Name: "is-g"})
+		l := StartLibvirtd(t, "is-l")
+		disk := filepath.Join(t.TempDir(), "shared.qcow2")
+		if r := run(t, 30*time.Second, "qemu-img", "create", "-f", "qcow2", disk, "32M"); r.Err != nil {
+			t.Fatal(r)
+		}
+		// Started by libvirtd itself, with libvirt's own defaults and
+		// command line. Both hosts see the same path, but on a local
+		// filesystem, which libvirt (and govirtd) call unsafe: --unsafe.
+		serial := interopGuest(t, l.URI(), "isd", t.TempDir(), disk)
+		moveAndCheck(t, l.URI(), g.URI(), "isd", serial, "--unsafe")
+		moveAndCheck(t, g.URI(), l.URI(), "isd", serial, "--unsafe")
+		moveAndCheck(t, l.URI(), g.URI(), "isd", serial, "--unsafe", "--p2p")
+		moveAndCheck(t, g.URI(), l.URI(), "isd", serial, "--unsafe", "--p2p")
+	})
+	t.Run("persistent-undefinesource", func(t *testing.T) {
+		t.Parallel()
+		g := StartHost(t, HostOptions{Name: "ip-g"})
+		l := StartLibvirtd(t, "ip-l")
+		serial := interopGuest(t, g.URI(), "ipu", g.Dir, "")
+		moveAndCheck(t, g.URI(), l.URI(), "ipu", serial, "--persistent", "--undefinesource")
+		if out := MustVirsh(t, g.URI(), "list", "--all", "--name"); strings.Contains(out, "ipu") {
+			t.Errorf("govirtd kept the definition after --undefinesource:\n%s", out)
+		}
+		if info := MustVirsh(t, l.URI(), "dominfo", "ipu"); !strings.Contains(info, "Persistent:     yes") {
+			t.Errorf("libvirtd did not make it persistent:\n%s", info)
+		}
+		moveAndCheck(t, l.URI(), g.URI(), "ipu", serial, "--persistent", "--undefinesource", "--p2p")
+		if info := MustVirsh(t, g.URI(), "dominfo", "ipu"); !strings.Contains(info, "Persistent:     yes") {
+			t.Errorf("govirtd did not make it persistent:\n%s", info)
+		}
+		if out := MustVirsh(t, l.URI(), "list", "--all", "--name"); strings.Contains(out, "ipu") {
+			t.Errorf("libvirtd kept the definition after --undefinesource:\n%s", out)
+		}
+	})
+}
+
+// TestInteropFaults: a failure injected on the govirtd side of a
+// migration with libvirtd leaves exactly one running guest.
+func TestInteropFaults(t *testing.T) {
+	requireLibvirtd(t)
+	cases := []struct {
+		fault     string
+		toGovirtd bool   // direction: libvirtd -> govirtd (govirtd is the destination)
+		want      string // where the guest runs afterwards: "g" or "l"
+	}{
+		{"prepare:error", true, "l"},
+		{"finish:error", true, "l"},
+		{"confirm:error", false, "l"},
+	}
+	for _, c := range cases {
+		t.Run(c.fault, func(t *testing.T) {
+			t.Parallel()
+			g := StartHost(t, HostOptions{Name: "if-g", Extra: "fault_injection = [ \"" + c.fault + "\" ]\n"})
+			l := StartLibvirtd(t, "if-l")
+			src, dst := g.URI(), l.URI()
+			var serial string
+			if c.toGovirtd {
+				src, dst = l.URI(), g.URI()
+				serial = interopGuest(t, src, "ifg", t.TempDir(), "")
+			} else {
+				serial = interopGuest(t, src, "ifg", g.Dir, "")
+			}
+			before, _ := LastTick(serial)
+			r := run(t, 3*time.Minute, "virsh", "-c", src, "migrate", "--live", "ifg", dst)
+			t.Logf("virsh migrate: %v %s", r.Err, strings.TrimSpace(r.Stderr))
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				gRun, lRun := runningOn(t, g.URI(), "ifg"), runningOn(t, l.URI(), "ifg")
+				if gRun && lRun {
+					t.Fatal("the guest runs on both govirtd and libvirtd")
+				}
+				if (c.want == "g" && gRun) || (c.want == "l" && lRun) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("guest running on govirtd=%v libvirtd=%v, want %s", gRun, lRun, c.want)
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+			after := WaitTicks(t, serial, before.N+2, 60*time.Second)
+			if after.BootID != before.BootID || after.Mism != 0 {
+				t.Fatalf("guest after the fault: boot %s (was %s), %d mismatches", after.BootID, before.BootID, after.Mism)
+			}
+		})
+	}
+}
