@@ -114,6 +114,53 @@ func TestInteropLibvirtd(t *testing.T) {
 	})
 }
 
+// TestInteropMoreOptions: tunnelled p2p both ways, --offline --persistent,
+// --suspend with --dname.
+func TestInteropMoreOptions(t *testing.T) {
+	requireLibvirtd(t)
+	g := StartHost(t, HostOptions{Name: "io-g"})
+	l := StartLibvirtd(t, "io-l")
+	serial := interopGuest(t, g.URI(), "iot", g.Dir, "")
+	moveAndCheck(t, g.URI(), l.URI(), "iot", serial, "--p2p", "--tunnelled")
+	moveAndCheck(t, l.URI(), g.URI(), "iot", serial, "--p2p", "--tunnelled")
+
+	// Offline: the definition only, both ways.
+	if r := run(t, time.Minute, "virsh", "-c", g.URI(), "migrate", "--offline", "--persistent", "iot", l.URI()); r.Err != nil {
+		t.Fatalf("offline govirtd -> libvirtd: %s", r)
+	}
+	if st := strings.TrimSpace(MustVirsh(t, l.URI(), "domstate", "iot")); st != "shut off" {
+		t.Errorf("offline copy on libvirtd: %q", st)
+	}
+	MustVirsh(t, l.URI(), "undefine", "iot")
+
+	// --suspend --dname: paused under a new name on libvirtd, resumed.
+	before, _ := LastTick(serial)
+	if r := run(t, 2*time.Minute, "virsh", "-c", g.URI(), "migrate", "--live", "--suspend", "--dname", "iot2", "iot", l.URI()); r.Err != nil {
+		t.Fatalf("--suspend --dname govirtd -> libvirtd: %s", r)
+	}
+	if st := strings.TrimSpace(MustVirsh(t, l.URI(), "domstate", "iot2")); st != "paused" {
+		t.Errorf("--suspend on libvirtd: %q", st)
+	}
+	MustVirsh(t, l.URI(), "resume", "iot2")
+	after := WaitTicks(t, serial, before.N+3, 60*time.Second)
+	if after.BootID != before.BootID || after.Mism != 0 {
+		t.Fatalf("after --suspend --dname: boot %s (was %s), %d mismatches", after.BootID, before.BootID, after.Mism)
+	}
+	// And back under its old name, suspended on govirtd.
+	before = after
+	if r := run(t, 2*time.Minute, "virsh", "-c", l.URI(), "migrate", "--live", "--suspend", "--dname", "iot", "iot2", g.URI()); r.Err != nil {
+		t.Fatalf("--suspend --dname libvirtd -> govirtd: %s", r)
+	}
+	if st := domstate(t, g, "iot"); st != "paused (user)" {
+		t.Errorf("--suspend on govirtd: %q", st)
+	}
+	MustVirsh(t, g.URI(), "resume", "iot")
+	after = WaitTicks(t, serial, before.N+3, 60*time.Second)
+	if after.BootID != before.BootID || after.Mism != 0 {
+		t.Fatalf("back on govirtd: boot %s (was %s), %d mismatches", after.BootID, before.BootID, after.Mism)
+	}
+}
+
 // TestInteropFaults: a failure injected on the govirtd side of a
 // migration with libvirtd leaves exactly one running guest.
 func TestInteropFaults(t *testing.T) {
