@@ -5,6 +5,7 @@
 package rpc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -105,6 +106,10 @@ type Header struct {
 	Status    Status
 }
 
+// initialRead is how much a packet's buffer starts with; it grows as data
+// arrives.
+const initialRead = 64 * 1024
+
 // Packet is one decoded message: its header and its still-encoded body.
 type Packet struct {
 	Header
@@ -119,8 +124,9 @@ var (
 )
 
 // ReadPacket reads one whole message. The body is a fresh slice owned by the
-// caller. It never allocates more than the length word announced, and refuses
-// a length over MaxMessage before allocating.
+// caller. It refuses a length over MaxMessage, and memory grows only with
+// the bytes that actually arrive: a client announcing 32 MiB and sending
+// nothing costs a few KiB, not 32 MiB, per connection.
 func ReadPacket(r io.Reader) (*Packet, error) {
 	var lenBuf [LenSize]byte
 	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
@@ -133,14 +139,17 @@ func ReadPacket(r io.Reader) (*Packet, error) {
 	if n > MaxMessage {
 		return nil, fmt.Errorf("%w: length %d", ErrTooLarge, n)
 	}
-	buf := make([]byte, n-LenSize)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	want := int64(n - LenSize)
+	var buf bytes.Buffer
+	buf.Grow(int(min(want, initialRead)))
+	got, err := io.CopyN(&buf, r, want)
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("rpc: read %d-byte packet: %w", n, err)
+		return nil, fmt.Errorf("rpc: read %d-byte packet (got %d): %w", n, got, err)
 	}
-	return DecodePacket(buf)
+	return DecodePacket(buf.Bytes())
 }
 
 // DecodePacket splits a message without its length word into header and body.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"io"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -163,5 +165,24 @@ func TestProcedureNames(t *testing.T) {
 	}
 	if got := rpc.Procedure(99999).String(); got != "PROC_99999" {
 		t.Errorf("unknown procedure name %q", got)
+	}
+}
+
+// TestAnnouncedLengthIsNotAllocatedUpFront: a client announcing the
+// maximum length and then sending little costs little memory.
+func TestAnnouncedLengthIsNotAllocatedUpFront(t *testing.T) {
+	var hdr bytes.Buffer
+	hdr.Write([]byte{0x02, 0x00, 0x00, 0x00}) // exactly 32 MiB
+	hdr.Write(make([]byte, 1024))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := rpc.ReadPacket(bytes.NewReader(hdr.Bytes()))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want unexpected EOF", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("reading 1 KiB of an announced 32 MiB packet allocated %d bytes", grew)
 	}
 }
