@@ -50,14 +50,22 @@ func New(cfg *config.Config, drv driver.Driver, log *slog.Logger) *Server {
 func (s *Server) Table() *Table { return s.table }
 
 // Listen opens the unix sockets and, when listen is set (the --listen flag),
-// the TCP listener, as libvirtd does. It fails without leaving any socket
-// open if one of them cannot be opened.
+// the TCP and TLS listeners, as libvirtd does. It fails without leaving any
+// socket open if one of them cannot be opened.
 func (s *Server) Listen(listen bool) (err error) {
 	defer func() {
 		if err != nil {
 			s.closeListeners()
 		}
 	}()
+	// The TLS credentials first: a daemon that cannot load them must not
+	// start at all, as libvirtd does not.
+	var tlsCtx *TLSContext
+	if listen && s.cfg.ListenTLS {
+		if tlsCtx, err = NewTLSContext(s.cfg); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(s.cfg.UnixSockDir, 0o755); err != nil {
 		return fmt.Errorf("create unix_sock_dir: %w", err)
 	}
@@ -76,6 +84,14 @@ func (s *Server) Listen(listen bool) (err error) {
 			return fmt.Errorf("listen on tcp %s: %w", addr, err)
 		}
 		s.serveListener(l, false, "tcp")
+	}
+	if tlsCtx != nil {
+		addr := net.JoinHostPort(s.cfg.ListenAddr, s.cfg.TLSPort)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on tls %s: %w", addr, err)
+		}
+		s.serveListener(newTLSListener(l, tlsCtx, s.cfg.MaxClients, s.log), false, "tls")
 	}
 	return nil
 }

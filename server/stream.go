@@ -347,8 +347,28 @@ func (s *Stream) clientAbort(body []byte) {
 // gets err, and the client a STREAM ERROR.
 func (s *Stream) abortLocal(err error) {
 	s.c.log.Info("aborting stream", "proc", s.key.proc, "serial", s.key.serial, "err", err)
-	s.finish(err)
-	s.abort(err)
+	// The reader's error is set in the same step that ends the stream, so
+	// a concurrent Read sees the reason, never a bare "closed stream".
+	s.mu.Lock()
+	already := s.done
+	if s.err == nil {
+		s.err = err
+	}
+	s.done = true
+	s.queue, s.cur, s.queued = nil, nil, 0
+	s.mu.Unlock()
+	s.signal(s.readable)
+	s.signal(s.writable)
+	s.c.forgetStream(s.key)
+	if already {
+		return
+	}
+	body, mErr := xdr.Marshal(remoteError(err))
+	if mErr != nil {
+		s.c.log.Error("encode stream error", "err", mErr)
+		return
+	}
+	s.sendEnd(&streamEnd{status: rpc.Error, body: body})
 }
 
 func (c *Conn) forgetStream(key streamKey) {

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -130,6 +132,12 @@ func run(args []string) error {
 	if err := srv.Listen(listen); err != nil {
 		return err
 	}
+	go releaseMemory(ctx, 5*time.Second, 8<<20)
+	if cfg.DebugPprofAddr != "" {
+		if err := servePprof(cfg.DebugPprofAddr, log); err != nil {
+			return err
+		}
+	}
 	log.Info("govirtd started", "version", Version, "hostname", hostname, "host_uuid", hostUUID, "state_dir", cfg.StateDir)
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -138,14 +146,19 @@ func run(args []string) error {
 }
 
 // selfURI is how other hosts reach this daemon: its TCP listener when it
-// has one, else its unix socket (reachable from the same machine only).
+// has one, else its TLS listener (a peer dials it with its own client
+// certificate from libvirt's default PKI paths), else its unix socket
+// (reachable from the same machine only).
 func selfURI(cfg *config.Config, listen bool, hostname string) string {
-	if listen && cfg.ListenTCP {
-		host := cfg.ListenAddr
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = hostname
-		}
+	host := cfg.ListenAddr
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = hostname
+	}
+	switch {
+	case listen && cfg.ListenTCP:
 		return "qemu+tcp://" + net.JoinHostPort(host, cfg.TCPPort) + "/system"
+	case listen && cfg.ListenTLS:
+		return "qemu+tls://" + net.JoinHostPort(host, cfg.TLSPort) + "/system"
 	}
 	return "qemu+unix:///system?socket=" + filepath.Join(cfg.UnixSockDir, "libvirt-sock")
 }
@@ -175,4 +188,23 @@ func newLogger(level int, verbose bool) *slog.Logger {
 		l = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// servePprof exposes Go's profiler on a loopback address only: it reveals
+// the daemon's internals and must not be reachable from elsewhere.
+func servePprof(addr string, log *slog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("debug_pprof_addr %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("debug_pprof_addr %q: must be a loopback address", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug_pprof_addr: %w", err)
+	}
+	log.Info("profiling endpoints", "addr", "http://"+addr+"/debug/pprof/")
+	go http.Serve(l, nil)
+	return nil
 }

@@ -72,6 +72,10 @@ type Config struct {
 	// (see driver/qemu/faults.go), for people testing their clients'
 	// error paths.
 	FaultInjection []string
+	// DebugPprofAddr, when set, serves Go's profiling endpoints
+	// (/debug/pprof/) on this loopback address, for soak tests and
+	// performance work.
+	DebugPprofAddr string
 }
 
 // Default returns the configuration used when no file is given, with
@@ -99,6 +103,39 @@ func Default() *Config {
 		LogLevel:            3,
 		StateDir:            "/var/lib/govirtd",
 	}
+}
+
+// libvirt's system PKI layout (virnettlsconfig.c: LIBVIRT_CACERT_DIR,
+// LIBVIRT_CERT_DIR, LIBVIRT_KEY_DIR), used when ca_file, cert_file,
+// key_file and crl_file are not set.
+const (
+	DefaultCAFile   = "/etc/pki/CA/cacert.pem"
+	DefaultCRLFile  = "/etc/pki/CA/cacrl.pem"
+	DefaultCertFile = "/etc/pki/libvirt/servercert.pem"
+	DefaultKeyFile  = "/etc/pki/libvirt/private/serverkey.pem"
+)
+
+// TLSFiles returns the TLS listener's CA certificate, revocation list,
+// server certificate and key: the configured files, else libvirt's
+// defaults. crl is "" when crl_file is unset and the default CRL does not
+// exist: libvirtd only uses a revocation list that is there.
+func (c *Config) TLSFiles() (ca, crl, cert, key string) {
+	pick := func(v, def string) string {
+		if v != "" {
+			return v
+		}
+		return def
+	}
+	ca = pick(c.CAFile, DefaultCAFile)
+	cert = pick(c.CertFile, DefaultCertFile)
+	key = pick(c.KeyFile, DefaultKeyFile)
+	crl = c.CRLFile
+	if crl == "" {
+		if _, err := os.Stat(DefaultCRLFile); err == nil {
+			crl = DefaultCRLFile
+		}
+	}
+	return ca, crl, cert, key
 }
 
 // maxFileSize mirrors libvirt's sanity limit on configuration files.
@@ -219,11 +256,12 @@ var keys = func() map[string]key {
 		"tls_no_verify_certificate": boolKey(func(c *Config) *bool { return &c.TLSNoVerifyCertificate }),
 		"tls_allowed_dn_list":       stringListKey(func(c *Config) *[]string { return &c.TLSAllowedDNList }),
 
-		"state_dir":       stringKey(func(c *Config) *string { return &c.StateDir }),
-		"hostname":        stringKey(func(c *Config) *string { return &c.Hostname }),
-		"qemu_config":     stringKey(func(c *Config) *string { return &c.QemuConfig }),
-		"log_rpc_calls":   boolKey(func(c *Config) *bool { return &c.LogRPCCalls }),
-		"fault_injection": stringListKey(func(c *Config) *[]string { return &c.FaultInjection }),
+		"state_dir":        stringKey(func(c *Config) *string { return &c.StateDir }),
+		"hostname":         stringKey(func(c *Config) *string { return &c.Hostname }),
+		"qemu_config":      stringKey(func(c *Config) *string { return &c.QemuConfig }),
+		"log_rpc_calls":    boolKey(func(c *Config) *bool { return &c.LogRPCCalls }),
+		"fault_injection":  stringListKey(func(c *Config) *[]string { return &c.FaultInjection }),
+		"debug_pprof_addr": stringKey(func(c *Config) *string { return &c.DebugPprofAddr }),
 	}
 	for _, k := range ignored {
 		m[k] = key{}
@@ -384,7 +422,31 @@ func (c *Config) Validate(listen bool) error {
 		checkAuth("auth_tcp", c.AuthTCP)
 	}
 	if listen && c.ListenTLS {
-		add("listen_tls = 1: TLS is not implemented by govirtd yet (set listen_tls = 0, or run without --listen)")
+		// libvirtd's TLS listener may add SASL on top of the certificate
+		// check; govirtd does the certificate check only.
+		checkAuth("auth_tls", c.AuthTLS)
+		// Refuse to start rather than fail every client later, as libvirtd
+		// does when it cannot load its credentials. Only readability is
+		// checked here; the server parses the files when it listens.
+		ca, crl, cert, key := c.TLSFiles()
+		checkFile := func(confKey, what, path string) {
+			f, err := os.Open(path)
+			if err != nil {
+				var pe *os.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				add("listen_tls = 1: cannot read %s '%s' (%s): %v", what, path, confKey, err)
+				return
+			}
+			f.Close()
+		}
+		checkFile("ca_file", "CA certificate", ca)
+		checkFile("cert_file", "server certificate", cert)
+		checkFile("key_file", "server private key", key)
+		if crl != "" {
+			checkFile("crl_file", "CA revocation list", crl)
+		}
 	}
 
 	checkPort := func(key, val string) {

@@ -28,8 +28,10 @@ func TestDefault(t *testing.T) {
 	if err := c.Validate(false); err != nil {
 		t.Errorf("Default().Validate(false) = %v", err)
 	}
-	if err := c.Validate(true); err == nil || !strings.Contains(err.Error(), "TLS is not implemented") {
-		t.Errorf("Default().Validate(true) = %v, want the TLS error", err)
+	if _, err := os.Stat(DefaultCAFile); err != nil {
+		if err := c.Validate(true); err == nil || !strings.Contains(err.Error(), "listen_tls = 1: cannot read CA certificate '"+DefaultCAFile+"'") {
+			t.Errorf("Default().Validate(true) = %v, want the missing CA certificate", err)
+		}
 	}
 	// Parsing an empty file gives the defaults.
 	p, warns, err := Parse(nil, "empty.conf")
@@ -209,7 +211,18 @@ func TestValidate(t *testing.T) {
 		{"tcp with sasl", func(c *Config) { c.ListenTCP, c.ListenTLS = true, false }, true,
 			[]string{`auth_tcp = "sasl": only "none" is implemented by govirtd`}},
 		{"tcp with none", func(c *Config) { c.ListenTCP, c.ListenTLS, c.AuthTCP = true, false, "none" }, true, nil},
-		{"tls listening", func(c *Config) {}, true, []string{"listen_tls = 1: TLS is not implemented by govirtd yet (set listen_tls = 0"}},
+		{"tls without its files", func(c *Config) {
+			c.CAFile, c.CertFile, c.KeyFile, c.CRLFile = "/nonexistent/ca.pem", "/nonexistent/cert.pem", "/nonexistent/key.pem", "/nonexistent/crl.pem"
+		}, true, []string{
+			"listen_tls = 1: cannot read CA certificate '/nonexistent/ca.pem' (ca_file): no such file or directory",
+			"cannot read server certificate '/nonexistent/cert.pem' (cert_file)",
+			"cannot read server private key '/nonexistent/key.pem' (key_file)",
+			"cannot read CA revocation list '/nonexistent/crl.pem' (crl_file)"}},
+		{"tls with its files", func(c *Config) { c.CAFile, c.CertFile, c.KeyFile = os.Args[0], os.Args[0], os.Args[0] }, true, nil},
+		{"tls with sasl", func(c *Config) {
+			c.CAFile, c.CertFile, c.KeyFile, c.AuthTLS = os.Args[0], os.Args[0], os.Args[0], "sasl"
+		}, true,
+			[]string{`auth_tls = "sasl": only "none" is implemented by govirtd`}},
 		{"unix polkit", func(c *Config) { c.AuthUnixRW = "polkit" }, false, []string{`auth_unix_rw = "polkit": only "none"`}},
 		{"unix ro sasl", func(c *Config) { c.AuthUnixRO = "sasl" }, false, []string{`auth_unix_ro = "sasl"`}},
 		{"bad ports", func(c *Config) { c.TCPPort, c.TLSPort = "0", "libvirt" }, false,

@@ -65,6 +65,7 @@ type Host struct {
 	Name    string
 	Addr    string
 	Port    int
+	TLSPort int // the TLS listener's port when HostOptions.TLS is set
 	UUID    string
 	Dir     string
 	SockDir string
@@ -83,6 +84,9 @@ type HostOptions struct {
 	// QemuConf is appended to the host's qemu.conf, which always sets the
 	// migration address to the host's own loopback address.
 	QemuConf string
+	// TLS sets listen_tls = 1 with tls_port a free port (Host.TLSPort);
+	// the credentials (ca_file, cert_file, key_file) go in Extra.
+	TLS bool
 }
 
 // StartHost starts a govirtd host and stops it when the test ends, whether
@@ -103,6 +107,11 @@ func NewHost(t *testing.T, o HostOptions) *Host {
 		h.Name = fmt.Sprintf("host-%d", n)
 	}
 	h.Port = freePort(t, h.Addr)
+	tlsConf := "listen_tls = 0"
+	if o.TLS {
+		h.TLSPort = freePort(t, h.Addr)
+		tlsConf = fmt.Sprintf("listen_tls = 1\ntls_port = \"%d\"", h.TLSPort)
+	}
 	h.UUID = fmt.Sprintf("%08x-1111-4222-8333-%012x", os.Getpid(), n)
 	// Unix socket paths are limited to 108 bytes: keep the directory short.
 	dir, err := os.MkdirTemp("", "gvd")
@@ -131,7 +140,7 @@ func NewHost(t *testing.T, o HostOptions) *Host {
 	}
 	conf := fmt.Sprintf(`# govirtd test host %s
 listen_tcp = 1
-listen_tls = 0
+%s
 auth_tcp = "none"
 listen_addr = "%s"
 tcp_port = "%d"
@@ -143,7 +152,7 @@ log_level = 2
 log_rpc_calls = 1
 qemu_config = "%s"
 %s
-`, h.Name, h.Addr, h.Port, h.SockDir, filepath.Join(dir, "state"), h.Name, h.UUID, qemuConf, o.Extra)
+`, h.Name, tlsConf, h.Addr, h.Port, h.SockDir, filepath.Join(dir, "state"), h.Name, h.UUID, qemuConf, o.Extra)
 	if err := os.WriteFile(h.Config, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

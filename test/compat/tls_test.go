@@ -1,0 +1,186 @@
+package compat_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The TLS transport end to end: real virsh (gnutls) against govirtd's TLS
+// listener, with a PKI made by scripts/make-test-pki.sh.
+
+// clientDN is the test client certificate's DN as libvirt prints it
+// (scripts/make-test-pki.sh).
+const clientDN = "C=GB,ST=London,L=London,O=govirtd test,CN=govirtd-test-client"
+
+// makePKI runs scripts/make-test-pki.sh for a server certificate valid for
+// names.
+func makePKI(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	requireTools(t, "openssl")
+	script, err := filepath.Abs("../../scripts/make-test-pki.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, time.Minute, "sh", append([]string{script, dir}, names...)...); r.Err != nil {
+		t.Fatalf("make-test-pki.sh: %s", r)
+	}
+}
+
+// newTLSHost prepares a host serving TLS with the server credentials of
+// the PKI in pki; extra is more configuration.
+func newTLSHost(t *testing.T, name, pki, extra string) *Host {
+	t.Helper()
+	return NewHost(t, HostOptions{Name: name, TLS: true, Extra: fmt.Sprintf(
+		"ca_file = %q\ncert_file = %q\nkey_file = %q\n%s",
+		filepath.Join(pki, "cacert.pem"), filepath.Join(pki, "servercert.pem"), filepath.Join(pki, "serverkey.pem"), extra)})
+}
+
+// TLSURI is the host's qemu+tls URI with a client pkipath.
+func (h *Host) TLSURI(pkipath string) string {
+	return fmt.Sprintf("qemu+tls://%s/system?pkipath=%s", net.JoinHostPort(h.Addr, fmt.Sprint(h.TLSPort)), pkipath)
+}
+
+// waitLog waits until the host's log contains s.
+func waitLog(t *testing.T, h *Host, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(h.LogPath)
+		if strings.Contains(string(data), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's log never said %q", h.Name, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTLSVirsh: virsh connects over qemu+tls with a client certificate of
+// the CA whose DN is allowed; a certificate of another CA, and a DN off
+// the list, are refused before any RPC while the daemon serves on.
+func TestTLSVirsh(t *testing.T) {
+	t.Parallel()
+	requireTools(t, "virsh")
+	pki := t.TempDir()
+	a := newTLSHost(t, "tls-a", pki, `tls_allowed_dn_list = [ "C=GB,ST=London,L=London,O=govirtd test,CN=govirtd-test-*" ]`)
+	b := newTLSHost(t, "tls-b", pki, `tls_allowed_dn_list = [ "C=GB,*,CN=admin-*" ]`)
+	makePKI(t, pki, a.Addr, b.Addr)
+	a.Start()
+	b.Start()
+
+	if out := strings.TrimSpace(MustVirsh(t, a.TLSURI(pki), "hostname")); out != a.Name {
+		t.Errorf("hostname over TLS = %q, want %q", out, a.Name)
+	}
+	waitLog(t, a, `msg="TLS client accepted" listener=tls`)
+	waitLog(t, a, `dn="`+clientDN+`"`)
+	// The connection is encrypted, and says so.
+	r := Python(t, `
+import sys, libvirt
+c = libvirt.open(sys.argv[1])
+print(c.isEncrypted(), c.isSecure(), c.getHostname())
+`, a.TLSURI(pki))
+	if r.Err != nil || strings.TrimSpace(r.Stdout) != "1 1 "+a.Name {
+		t.Errorf("python-libvirt over TLS: %s", r)
+	}
+
+	// A client certificate from an unrelated CA: refused after the
+	// handshake, without the confirmation byte.
+	r = Virsh(t, a.TLSURI(filepath.Join(pki, "other-client")), "hostname")
+	if r.Err == nil {
+		t.Fatalf("client certificate of another CA accepted:\n%s", r)
+	}
+	if !strings.Contains(r.Stderr, "Unable to read TLS confirmation") {
+		t.Errorf("refused client's error: %s", r.Stderr)
+	}
+	waitLog(t, a, "The certificate hasn't got a known issuer.")
+	if out := strings.TrimSpace(MustVirsh(t, a.TLSURI(pki), "hostname")); out != a.Name {
+		t.Errorf("after a refusal: hostname = %q", out)
+	}
+
+	// A good certificate whose DN is not on b's list.
+	r = Virsh(t, b.TLSURI(pki), "hostname")
+	if r.Err == nil {
+		t.Fatalf("DN outside tls_allowed_dn_list accepted:\n%s", r)
+	}
+	waitLog(t, b, "Client's Distinguished Name is not on the list of allowed clients (tls_allowed_dn_list)")
+	waitLog(t, b, `dn="`+clientDN+`"`)
+	if out := strings.TrimSpace(MustVirsh(t, b.URI(), "hostname")); out != b.Name {
+		t.Errorf("b over TCP after a refusal: %q", out)
+	}
+}
+
+// TestTLSStartupErrors: missing credentials and auth_tls = "sasl" stop the
+// daemon at start, naming the problem.
+func TestTLSStartupErrors(t *testing.T) {
+	t.Parallel()
+	pki := t.TempDir() // empty: no credentials at all
+	for _, tt := range []struct {
+		name, extra, want string
+	}{
+		{"missing CA", "", "cannot read CA certificate '" + filepath.Join(pki, "cacert.pem") + "' (ca_file): no such file or directory"},
+		{"sasl", `auth_tls = "sasl"`, `auth_tls = "sasl": only "none" is implemented by govirtd`},
+	} {
+		h := newTLSHost(t, "tls-bad", pki, tt.extra)
+		r := run(t, 30*time.Second, daemonBin, "-f", h.Config, "--listen")
+		if r.Err == nil || !strings.Contains(r.Stderr, tt.want) {
+			t.Errorf("%s: daemon start: %s\nwant an error containing %q", tt.name, r, tt.want)
+		}
+	}
+}
+
+// TestTLSMigratePeerToPeer: --p2p over qemu+tls, the source daemon
+// dialling the destination with the client certificate named by the
+// destination URI's pkipath; then back with --p2p --tunnelled.
+func TestTLSMigratePeerToPeer(t *testing.T) {
+	t.Parallel()
+	requireTools(t, "virsh", "qemu-system-x86_64")
+	pki := t.TempDir()
+	a := newTLSHost(t, "tlsmig-a", pki, "")
+	b := newTLSHost(t, "tlsmig-b", pki, "")
+	makePKI(t, pki, a.Addr, b.Addr)
+	a.Start()
+	b.Start()
+	const name = "tm"
+	serial := filepath.Join(a.Dir, "guest.serial")
+	defineGuest(t, a, GuestOptions{Name: name, Serial: serial, DirtyMB: 16, DirtyRate: 4})
+	MustVirsh(t, a.URI(), "start", name)
+	WaitTicks(t, serial, 2, 60*time.Second)
+
+	before, _ := LastTick(serial)
+	r := run(t, 2*time.Minute, "virsh", "-c", a.TLSURI(pki), "migrate", "--live", "--p2p", name, b.TLSURI(pki))
+	if r.Err != nil {
+		t.Fatalf("p2p migration over TLS: %s", r)
+	}
+	mid := checkMoved(t, a, b, name, serial, before)
+	// The destination saw the source daemon's certificate.
+	waitLog(t, b, `dn="`+clientDN+`"`)
+
+	r = run(t, 2*time.Minute, "virsh", "-c", b.TLSURI(pki), "migrate", "--live", "--p2p", "--tunnelled", name, a.TLSURI(pki))
+	if r.Err != nil {
+		t.Fatalf("tunnelled p2p migration over TLS: %s", r)
+	}
+	checkMoved(t, b, a, name, serial, mid)
+
+	// A destination URI whose pkipath holds a certificate of another CA:
+	// the destination refuses the source daemon, the guest stays put.
+	before, _ = LastTick(serial)
+	r = run(t, 2*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "--p2p", name, b.TLSURI(filepath.Join(pki, "other-client")))
+	if r.Err == nil {
+		t.Fatal("p2p migration with a foreign client certificate succeeded")
+	}
+	if !strings.Contains(r.Stderr, "server verification (of our certificate or IP address) failed") {
+		t.Errorf("refused p2p migration's error: %s", r.Stderr)
+	}
+	waitLog(t, b, "The certificate hasn't got a known issuer.")
+	if st := domstate(t, a, name); !strings.HasPrefix(st, "running") {
+		t.Errorf("source after a refused migration: %q", st)
+	}
+	WaitTicks(t, serial, before.N+2, 30*time.Second)
+	MustVirsh(t, a.URI(), "destroy", name)
+}
