@@ -83,6 +83,14 @@ func (s *Server) Listen(listen bool) (err error) {
 		if err != nil {
 			return fmt.Errorf("listen on tcp %s: %w", addr, err)
 		}
+		// Plain TCP without authentication hands root-equivalent control
+		// to anyone who can reach the port. The configuration had to say
+		// auth_tcp = "none" explicitly (the default, sasl, is refused);
+		// beyond loopback, say loudly what that means.
+		if s.cfg.AuthTCP == "none" && !loopbackOnly(s.cfg.ListenAddr) {
+			s.log.Warn("TCP listener without authentication on a non-loopback address: anyone who can reach it controls this host",
+				"addr", l.Addr().String(), "hint", "use listen_tls with client certificates, or listen_addr on loopback")
+		}
 		s.serveListener(l, false, "tcp")
 	}
 	if tlsCtx != nil {
@@ -207,4 +215,13 @@ func (s *Server) Close() {
 		c.close("daemon shutting down")
 	}
 	s.wg.Wait()
+}
+
+// loopbackOnly reports whether a listen address reaches only this machine.
+func loopbackOnly(addr string) bool {
+	if addr == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.IsLoopback()
 }

@@ -3,6 +3,10 @@ package compat_test
 import (
 	"encoding/xml"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -213,5 +217,48 @@ func TestVirshDomCapabilities(t *testing.T) {
 	r := Virsh(t, h.URI(), "domcapabilities", "--virttype", "qemu", "--machine", "nosuch")
 	if r.Err == nil || !strings.Contains(r.Stderr, "the machine 'nosuch' is not supported by emulator") {
 		t.Errorf("unknown machine:\n%s", r)
+	}
+}
+
+// TestLimitsWithRealClients: max_clients turns a further client away while
+// the daemon keeps serving the ones it has, and admits clients again once
+// they leave; the unix sockets get the configured permissions.
+func TestLimitsWithRealClients(t *testing.T) {
+	requireTools(t, "virsh", "/usr/bin/python3")
+	t.Parallel()
+	h := StartHost(t, HostOptions{Extra: "max_clients = 3\nunix_sock_rw_perms = \"0700\"\nunix_sock_ro_perms = \"0777\"\n"})
+	// Three clients hold connections open.
+	holder := exec.Command("/usr/bin/python3", "-c", `
+import sys, time, libvirt
+cs = [libvirt.open(sys.argv[1]) for _ in range(3)]
+print("open", flush=True)
+time.sleep(30)
+`, h.URI())
+	stdout, _ := holder.StdoutPipe()
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "open\n" {
+		t.Fatalf("holder did not connect: %q %v", buf, err)
+	}
+	if r := Virsh(t, h.URI(), "hostname"); r.Err == nil {
+		t.Errorf("a fourth client got in despite max_clients = 3:\n%s", r)
+	}
+	holder.Process.Kill()
+	holder.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for Virsh(t, h.URI(), "hostname").Err != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("clients refused after the others left")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for sock, want := range map[string]os.FileMode{"libvirt-sock": 0o700, "libvirt-sock-ro": 0o777} {
+		fi, err := os.Stat(filepath.Join(h.SockDir, sock))
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", sock, fi.Mode().Perm(), err, want)
+		}
 	}
 }
