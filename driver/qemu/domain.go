@@ -22,12 +22,14 @@ type domain struct {
 	name       string
 	uuid       libvirt.UUID
 	persistent bool
-	def        *libvirtxml.Domain // persistent definition; nil for a transient domain
-	live       *libvirtxml.Domain // running definition; nil while shut off
-	id         int32              // -1 while shut off
-	state      libvirt.DomainState
-	reason     int32
-	autostart  bool
+	// def and live are never modified once set here: a change installs a
+	// new definition (GetXMLDesc's cache relies on it).
+	def       *libvirtxml.Domain // persistent definition; nil for a transient domain
+	live      *libvirtxml.Domain // running definition; nil while shut off
+	id        int32              // -1 while shut off
+	state     libvirt.DomainState
+	reason    int32
+	autostart bool
 
 	proc *process.Process
 	mon  *qmp.Monitor
@@ -52,6 +54,8 @@ type domain struct {
 	maxSpeed uint64
 	// maxDowntime is the migration downtime limit in ms (0: QEMU's default).
 	maxDowntime uint64
+	// xmlCache holds formatted XML by definition and flags.
+	xmlCache map[xmlCacheKey]string
 }
 
 // stopCause is what the exit handler reports when QEMU goes away.

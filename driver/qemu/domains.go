@@ -11,16 +11,44 @@ import (
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 )
 
-// all returns every domain, sorted by name.
+// all returns every domain, sorted by name. The sorted list is kept until
+// a domain comes or goes, since listing is what clients do most.
 func (d *Driver) all() []*domain {
 	d.mu.RLock()
-	out := make([]*domain, 0, len(d.byUUID))
-	for _, dom := range d.byUUID {
-		out = append(out, dom)
-	}
+	out := d.sorted
 	d.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
+	if out != nil {
+		return out
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sorted == nil {
+		list := make([]*domain, 0, len(d.byUUID))
+		for _, dom := range d.byUUID {
+			list = append(list, dom)
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
+		d.sorted = list
+	}
+	return d.sorted
+}
+
+// addLocked registers a domain; d.mu is held.
+func (d *Driver) addLocked(dom *domain) {
+	d.byUUID[dom.uuid] = dom
+	d.byName[dom.name] = dom
+	d.sorted = nil
+}
+
+// removeLocked forgets a domain; d.mu is held.
+func (d *Driver) removeLocked(dom *domain) {
+	if d.byUUID[dom.uuid] == dom {
+		delete(d.byUUID, dom.uuid)
+	}
+	if d.byName[dom.name] == dom {
+		delete(d.byName, dom.name)
+	}
+	d.sorted = nil
 }
 
 // get finds a domain from its wire identity, by UUID as libvirt does.
@@ -36,19 +64,13 @@ func (d *Driver) get(ref libvirt.Domain) (*domain, error) {
 
 func (d *Driver) add(dom *domain) {
 	d.mu.Lock()
-	d.byUUID[dom.uuid] = dom
-	d.byName[dom.name] = dom
+	d.addLocked(dom)
 	d.mu.Unlock()
 }
 
 func (d *Driver) remove(dom *domain) {
 	d.mu.Lock()
-	if d.byUUID[dom.uuid] == dom {
-		delete(d.byUUID, dom.uuid)
-	}
-	if d.byName[dom.name] == dom {
-		delete(d.byName, dom.name)
-	}
+	d.removeLocked(dom)
 	d.mu.Unlock()
 }
 
@@ -199,8 +221,7 @@ func (d *Driver) DefineXML(ctx context.Context, xml string, flags uint32) (libvi
 	dom := existing
 	if dom == nil {
 		dom = newDomain(def.Name, uuid)
-		d.byUUID[uuid] = dom
-		d.byName[def.Name] = dom
+		d.addLocked(dom)
 		detail = libvirt.DomainEventDefinedAdded
 	}
 	dom.mu.Lock()
@@ -239,8 +260,7 @@ func (d *Driver) Undefine(ctx context.Context, ref libvirt.Domain, flags uint32)
 	r := libvirt.Domain{Name: dom.name, UUID: dom.uuid, ID: dom.id}
 	dom.mu.Unlock()
 	if !active {
-		delete(d.byUUID, dom.uuid)
-		delete(d.byName, dom.name)
+		d.removeLocked(dom)
 	}
 	d.emitLifecycle(r, libvirt.DomainEventUndefined, int32(libvirt.DomainEventUndefinedRemoved))
 	return nil

@@ -47,6 +47,8 @@ type Driver struct {
 	mu     sync.RWMutex
 	byUUID map[libvirt.UUID]*domain
 	byName map[string]*domain
+	// sorted is every domain by name, rebuilt after a change (nil).
+	sorted []*domain
 	lastID atomic.Int32
 
 	sinkMu sync.RWMutex

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	libvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
 
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/driver"
@@ -85,19 +86,48 @@ func (d *Driver) GetXMLDesc(ctx context.Context, ref libvirt.Domain, flags libvi
 		Secure:     flags&libvirt.DomainXMLSecure != 0,
 		Migratable: flags&libvirt.DomainXMLMigratable != 0,
 	}
+	src := def
 	switch {
 	case live != nil && flags&libvirt.DomainXMLInactive == 0:
 		opts.Live = &domainxml.LiveInfo{ID: int(id)}
-		return domainxml.Format(live, opts)
+		src = live
 	case def != nil:
 		opts.Inactive = true
-		return domainxml.Format(def, opts)
 	default:
 		// A running transient domain asked for its inactive form: libvirt
 		// returns the live definition without runtime details.
 		opts.Inactive = true
-		return domainxml.Format(live, opts)
+		src = live
 	}
+	// Formatting costs a deep copy and two XML passes; management apps ask
+	// for the same XML over and over. Definitions are never changed in
+	// place once published (a change installs a new one), so the
+	// definition's identity is the cache's version.
+	key := xmlCacheKey{def: src, flags: flags, id: id}
+	dom.mu.Lock()
+	text, ok := dom.xmlCache[key]
+	dom.mu.Unlock()
+	if ok {
+		return text, nil
+	}
+	text, err = domainxml.Format(src, opts)
+	if err != nil {
+		return "", err
+	}
+	dom.mu.Lock()
+	if dom.xmlCache == nil || len(dom.xmlCache) >= 8 {
+		dom.xmlCache = map[xmlCacheKey]string{}
+	}
+	dom.xmlCache[key] = text
+	dom.mu.Unlock()
+	return text, nil
+}
+
+// xmlCacheKey names one formatted form of one definition.
+type xmlCacheKey struct {
+	def   *libvirtxml.Domain
+	flags libvirt.DomainXMLFlags
+	id    int32
 }
 
 // GetOSType implements driver.Domains.

@@ -87,8 +87,7 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 	created := dom == nil
 	if created {
 		dom = newDomain(def.Name, uuid)
-		d.byUUID[uuid] = dom
-		d.byName[def.Name] = dom
+		d.addLocked(dom)
 	}
 	d.mu.Unlock()
 	var rb migration.Rollback

@@ -79,8 +79,7 @@ func (d *Driver) CreateXML(ctx context.Context, xml string, flags uint32) (libvi
 	dom := existing
 	if dom == nil {
 		dom = newDomain(def.Name, uuid)
-		d.byUUID[uuid] = dom
-		d.byName[def.Name] = dom
+		d.addLocked(dom)
 	}
 	d.mu.Unlock()
 	err = withJob(ctx, dom, "remoteDispatchDomainCreateXML", func() error {

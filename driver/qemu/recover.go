@@ -80,8 +80,7 @@ func (d *Driver) reattach(ctx context.Context, st *store.Status) {
 	dom := d.byUUID[uuid]
 	if dom == nil {
 		dom = newDomain(st.Name, uuid)
-		d.byUUID[uuid] = dom
-		d.byName[st.Name] = dom
+		d.addLocked(dom)
 	}
 	d.mu.Unlock()
 	if st.ID > d.lastID.Load() {
