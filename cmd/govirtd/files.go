@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/govirtd/govirtd/driver/qemu/store"
 	"github.com/govirtd/govirtd/server/config"
 )
 
@@ -24,7 +25,7 @@ func writePIDFile(path string) (func(), error) {
 			}
 		}
 	}
-	if err := writeFileAtomic(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("pid file: %w", err)
 	}
 	return func() { os.Remove(path) }, nil
@@ -58,33 +59,8 @@ func hostUUID(cfg *config.Config) (string, error) {
 	b[6] = b[6]&0x0f | 0x40 // version 4
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
 	s := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-	if err := writeFileAtomic(path, []byte(s+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(path, []byte(s+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("store host UUID: %w", err)
 	}
 	return s, nil
-}
-
-// writeFileAtomic writes through a temporary file and a rename, so a crash
-// never leaves a half-written file behind.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
