@@ -99,7 +99,7 @@ func (s *Server) Listen(listen bool) (err error) {
 		if err != nil {
 			return fmt.Errorf("listen on tls %s: %w", addr, err)
 		}
-		s.serveListener(newTLSListener(l, tlsCtx, s.cfg.MaxClients, s.log), false, "tls")
+		s.serveListener(newTLSListener(l, tlsCtx, s.cfg.MaxAnonymousClients, s.log), false, "tls")
 	}
 	return nil
 }

@@ -369,8 +369,10 @@ type tlsListener struct {
 	net.Listener
 	tls *TLSContext
 	log *slog.Logger
-	// pending bounds handshakes in progress (max_clients): libvirtd counts
-	// a client from its accept, handshake or not.
+	// pending bounds handshakes in progress: a client whose certificate
+	// has not been checked yet is libvirt's "anonymous" client, limited by
+	// max_anonymous_clients, so a flood of stalled handshakes cannot keep
+	// authenticated clients out.
 	pending chan struct{}
 
 	ready chan net.Conn
