@@ -7,7 +7,7 @@
 GO       ?= go
 FUZZTIME ?= 60s
 
-.PHONY: all build deps demo test unit e2e fuzz-short fuzz generate vet clean
+.PHONY: all build deps demo test unit e2e fuzz-short fuzz generate vet clean bench
 
 all: build
 
@@ -45,3 +45,11 @@ generate:
 
 clean:
 	rm -rf bin test/guest/out
+
+# govirtd vs a real libvirtd, side by side (bench/README.md); about 10 min.
+# BENCHFLAGS, e.g. "-reps 5 -dur 3s" or "-no-libvirtd".
+bench: deps
+	$(GO) build -o bench/out/govirtd ./cmd/govirtd
+	$(GO) build -o bench/out/bench ./bench
+	bench/out/bench -govirtd bench/out/govirtd -out bench/out $(BENCHFLAGS)
+	cp bench/out/latest.svg bench/latest.svg
