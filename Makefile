@@ -33,8 +33,11 @@ unit:
 fuzz-short:
 	scripts/fuzz.sh 100000x
 
+# The soak test runs on its own, verbose, so its figures (connections,
+# calls, migrations, errors, goroutines, fds, RSS) are printed.
 e2e:
-	$(GO) test -count=1 -timeout 20m ./test/compat/...
+	$(GO) test -count=1 -timeout 20m -skip TestSoak ./test/compat/...
+	$(GO) test -count=1 -timeout 10m -v -run TestSoak ./test/compat/...
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
