@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -391,5 +390,3 @@ func (d *Driver) peerRunsGuest(ctx context.Context, dom *domain, m *migState) pe
 	}
 	return peerUnknown
 }
-
-var _ = fmt.Sprint

@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -382,5 +381,3 @@ const (
 func (a peerAnswer) String() string {
 	return [...]string{"unknown", "runs the guest", "does not run the guest"}[a]
 }
-
-var _ = fmt.Sprint

@@ -1,7 +1,6 @@
 package compat_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,5 +182,3 @@ func TestMigrateAbortLeavesSourceRunning(t *testing.T) {
 	WaitTicks(t, serial, before.N+2, 30*time.Second)
 	MustVirsh(t, a.URI(), "destroy", "ab")
 }
-
-var _ = os.Getpid
