@@ -9,6 +9,7 @@ import (
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
+	"github.com/govirtd/govirtd/driver/qemu/process"
 )
 
 // GetInfo implements driver.Domains. It never waits for a job: status
@@ -55,7 +56,7 @@ func (d *Driver) GetInfo(ctx context.Context, ref libvirt.Domain) (driver.Domain
 // processCPUTime is the user+system time of a process in nanoseconds, as
 // libvirt reports it when it has no cgroup accounting.
 func processCPUTime(pid int) uint64 {
-	u, s := processTimes(pid)
+	u, s := process.CPUTimes(pid)
 	return u + s
 }
 

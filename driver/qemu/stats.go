@@ -2,13 +2,11 @@ package qemu
 
 import (
 	"context"
-	"os"
-	"strconv"
-	"strings"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/driver/qemu/process"
 )
 
 // Stats groups (virDomainStatsTypes) govirtd fills.
@@ -78,7 +76,7 @@ func (d *Driver) statsRecord(dom *domain, stats uint32) libvirt.DomainStatsRecor
 		add("state.reason", libvirt.NewTypedParamValueInt(reason))
 	}
 	if stats&statsCPU != 0 && pid != 0 {
-		user, system := processTimes(pid)
+		user, system := process.CPUTimes(pid)
 		add("cpu.time", libvirt.NewTypedParamValueUllong(user+system))
 		add("cpu.user", libvirt.NewTypedParamValueUllong(user))
 		add("cpu.system", libvirt.NewTypedParamValueUllong(system))
@@ -105,25 +103,4 @@ func (d *Driver) statsRecord(dom *domain, stats uint32) libvirt.DomainStatsRecor
 		add("vcpu.maximum", libvirt.NewTypedParamValueUint(uint32(n)))
 	}
 	return libvirt.DomainStatsRecord{Dom: ref, Params: ps}
-}
-
-// processTimes returns a process's user and system CPU time in ns.
-func processTimes(pid int) (user, system uint64) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, 0
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	// USER_HZ is 100 on Linux.
-	return u * 10_000_000, st * 10_000_000
 }

@@ -177,29 +177,51 @@ func (p *Process) signal(sig syscall.Signal) {
 	}
 }
 
-// StartTime reads a process's start time (in clock ticks since boot) from
-// /proc/PID/stat: with the pid, it identifies a process uniquely.
-func StartTime(pid int) (uint64, error) {
+// statFields returns the fields of /proc/PID/stat after the command name:
+// f[0] is field 3 (state), f[k] is field k+3.
+func statFields(pid int) ([]string, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// count fields after its closing parenthesis.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+		return nil, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
 	f := strings.Fields(s[i+1:])
-	// After ')', field 3 (state) is f[0]; starttime is field 22.
 	if len(f) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+		return nil, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return f, nil
+}
+
+// StartTime reads a process's start time (in clock ticks since boot) from
+// /proc/PID/stat: with the pid, it identifies a process uniquely.
+func StartTime(pid int) (uint64, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
 	}
 	if f[0] == "Z" {
 		return 0, ErrGone
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	return strconv.ParseUint(f[19], 10, 64) // field 22
+}
+
+// CPUTimes returns the user and system CPU time a process used, in
+// nanoseconds (0, 0 if it cannot be read).
+func CPUTimes(pid int) (user, system uint64) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, 0
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64) // field 14, utime
+	s, _ := strconv.ParseUint(f[12], 10, 64) // field 15, stime
+	// Clock ticks are USER_HZ, 100 on Linux.
+	return u * 10_000_000, s * 10_000_000
 }
 
 func quoteArgs(args []string) string {
