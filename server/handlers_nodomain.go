@@ -1,8 +1,6 @@
 package server
 
 import (
-	"fmt"
-
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
@@ -35,7 +33,7 @@ func registerEmptyDriverHandlers(t *Table) {
 		return nil, compat.Errorf(libvirt.ErrNoNetwork, compat.FromNetwork, "no network with matching name '%s'", a.Name)
 	})
 	t.NetworkLookupByUUID(func(c *Call, a *libvirt.NetworkLookupByUUIDArgs) (*libvirt.NetworkLookupByUUIDRet, error) {
-		return nil, compat.Errorf(libvirt.ErrNoNetwork, compat.FromNetwork, "no network with matching uuid '%s'", uuidString(a.UUID))
+		return nil, compat.Errorf(libvirt.ErrNoNetwork, compat.FromNetwork, "no network with matching uuid '%s'", compat.FormatUUID(a.UUID))
 	})
 
 	// Storage pools and volumes.
@@ -58,7 +56,7 @@ func registerEmptyDriverHandlers(t *Table) {
 		return nil, compat.Errorf(libvirt.ErrNoStoragePool, compat.FromStorage, "no storage pool with matching name '%s'", a.Name)
 	})
 	t.StoragePoolLookupByUUID(func(c *Call, a *libvirt.StoragePoolLookupByUUIDArgs) (*libvirt.StoragePoolLookupByUUIDRet, error) {
-		return nil, compat.Errorf(libvirt.ErrNoStoragePool, compat.FromStorage, "no storage pool with matching uuid '%s'", uuidString(a.UUID))
+		return nil, compat.Errorf(libvirt.ErrNoStoragePool, compat.FromStorage, "no storage pool with matching uuid '%s'", compat.FormatUUID(a.UUID))
 	})
 	t.StorageVolLookupByPath(func(c *Call, a *libvirt.StorageVolLookupByPathArgs) (*libvirt.StorageVolLookupByPathRet, error) {
 		return nil, compat.Errorf(libvirt.ErrNoStorageVol, compat.FromStorage, "no storage vol with matching path '%s'", a.Path)
@@ -78,7 +76,7 @@ func registerEmptyDriverHandlers(t *Table) {
 		return nil, compat.Errorf(libvirt.ErrNoNwfilter, compat.FromNWFilter, "no nwfilter with matching name '%s'", a.Name)
 	})
 	t.NwfilterLookupByUUID(func(c *Call, a *libvirt.NwfilterLookupByUUIDArgs) (*libvirt.NwfilterLookupByUUIDRet, error) {
-		return nil, compat.Errorf(libvirt.ErrNoNwfilter, compat.FromNWFilter, "no nwfilter with matching uuid '%s'", uuidString(a.UUID))
+		return nil, compat.Errorf(libvirt.ErrNoNwfilter, compat.FromNWFilter, "no nwfilter with matching uuid '%s'", compat.FormatUUID(a.UUID))
 	})
 	t.ConnectListAllNwfilterBindings(func(c *Call, a *libvirt.ConnectListAllNwfilterBindingsArgs) (*libvirt.ConnectListAllNwfilterBindingsRet, error) {
 		return &libvirt.ConnectListAllNwfilterBindingsRet{}, nil
@@ -106,8 +104,4 @@ func registerEmptyDriverHandlers(t *Table) {
 	t.ConnectListAllSecrets(func(c *Call, a *libvirt.ConnectListAllSecretsArgs) (*libvirt.ConnectListAllSecretsRet, error) {
 		return &libvirt.ConnectListAllSecretsRet{}, nil
 	})
-}
-
-func uuidString(u libvirt.UUID) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }

@@ -430,41 +430,8 @@ func parseLL(s string) (int64, bool) {
 	return v, err == nil
 }
 
-// parseUUID is virUUIDParse: 32 hex digits, '-' allowed anywhere between
-// byte pairs, white space allowed around.
+// parseUUID is libvirt's virUUIDParse (compat.ParseUUID).
 func parseUUID(s string) ([16]byte, bool) {
-	var u [16]byte
-	s = strings.TrimLeftFunc(s, isSpace)
-	i := 0
-	for n := 0; n < 16; n++ {
-		for i < len(s) && s[i] == '-' {
-			i++
-		}
-		if i+2 > len(s) {
-			return u, false
-		}
-		hi, ok1 := hexVal(s[i])
-		lo, ok2 := hexVal(s[i+1])
-		if !ok1 || !ok2 {
-			return u, false
-		}
-		u[n] = hi<<4 | lo
-		i += 2
-	}
-	if strings.TrimLeftFunc(s[i:], isSpace) != "" {
-		return u, false
-	}
-	return u, true
-}
-
-func hexVal(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
+	u, err := compat.ParseUUID(s)
+	return u, err == nil
 }

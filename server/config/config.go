@@ -12,8 +12,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 
+	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/compat/virconf"
 )
 
@@ -503,25 +503,9 @@ func (c *Config) Validate(listen bool) error {
 // libvirt it refuses UUIDs whose bytes are all identical (e.g. all zeros),
 // which firmware commonly reports in place of a real UUID.
 func ParseHostUUID(s string) ([16]byte, error) {
-	var u [16]byte
-	t := strings.Trim(s, " \t")
-	i := 0
-	for n := range u {
-		for i < len(t) && t[i] == '-' {
-			i++
-		}
-		if i+2 > len(t) {
-			return [16]byte{}, errors.New("invalid UUID: expected 32 hexadecimal digits")
-		}
-		b, err := strconv.ParseUint(t[i:i+2], 16, 8)
-		if err != nil {
-			return [16]byte{}, fmt.Errorf("invalid UUID: %q is not a hexadecimal byte", t[i:i+2])
-		}
-		u[n] = byte(b)
-		i += 2
-	}
-	if i != len(t) {
-		return [16]byte{}, errors.New("invalid UUID: unexpected characters after 32 hexadecimal digits")
+	u, err := compat.ParseUUID(s)
+	if err != nil {
+		return [16]byte{}, fmt.Errorf("invalid UUID: %w", err)
 	}
 	same := true
 	for _, b := range u[1:] {
