@@ -107,6 +107,9 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	if err != nil {
 		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
 	}
+	sw := d.stopwatch("qemu start", dom.name)
+	defer sw.done()
+	sw.lap("setup")
 	proc, err := process.Start(process.Spec{
 		Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: runDir,
 		ExtraFiles: files,
@@ -118,12 +121,14 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	}
 	undo = append(undo, func() { proc.Kill(context.Background(), time.Second) })
 
+	sw.lap("exec")
 	mctx, cancel := context.WithTimeout(ctx, monitorTimeout)
 	defer cancel()
 	mon, err := dialMonitor(mctx, monPath, proc)
 	if err != nil {
 		return compat.Errorf(libvirt.ErrInternalError, compat.FromQEMU, "qemu unexpectedly closed the monitor: %s", lastLogLines(d.store.LogPath(dom.name), err))
 	}
+	sw.lap("monitor")
 	undo = append(undo, func() { mon.Close() })
 	events := mon.Subscribe(d.ctx)
 	// QEMU reports migration progress as events only when asked; libvirt
@@ -131,10 +136,13 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	if err := mon.MigrateSetCapabilities(ctx, []qmp.MigrationCapability{{Capability: "events", State: true}}); err != nil {
 		return fmt.Errorf("enable migration events: %w", err)
 	}
+	freshCaps := map[string]bool{"events": true} // everything else is off in a new QEMU
 
+	sw.lap("events on")
 	if err := fillPTYPaths(ctx, mon, live); err != nil {
 		return err
 	}
+	sw.lap("chardevs")
 
 	dom.mu.Lock()
 	dom.live = live
@@ -145,6 +153,7 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	dom.stopReason = nil
 	dom.fakeReboot = false
 	dom.stopped = make(chan struct{})
+	dom.migCaps = freshCaps
 	dom.state, dom.reason = libvirt.DomainPaused, int32(libvirt.DomainPausedStartingUp)
 	dom.mu.Unlock()
 	undo = append(undo, func() {
@@ -166,6 +175,7 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	if err := d.saveStatus(dom); err != nil {
 		return err
 	}
+	sw.lap("save status")
 	if o.incoming == "" {
 		ref := dom.ref()
 		d.emitLifecycle(ref, libvirt.DomainEventStarted, int32(libvirt.DomainEventStartedBooted))
@@ -272,10 +282,17 @@ func (d *Driver) saveStatus(dom *domain) error {
 	if dom.live == nil || dom.proc == nil {
 		return nil
 	}
-	liveXML, err := dom.live.Marshal()
-	if err != nil {
-		return err
+	// The live definition is immutable once installed: format it once,
+	// not on every step of a migration.
+	if dom.liveXMLFor != dom.live {
+		x, err := dom.live.Marshal()
+		if err != nil {
+			return err
+		}
+		dom.liveXMLFor, dom.liveXML = dom.live, x
 	}
+	liveXML := dom.liveXML
+	var err error
 	var job []byte
 	if dom.mig != nil {
 		if job, err = dom.mig.job.Marshal(); err != nil {
@@ -302,6 +319,7 @@ func (d *Driver) watch(dom *domain, proc *process.Process, mon *qmp.Monitor, eve
 				events = nil
 				continue
 			}
+			d.log.Debug("qemu event", "domain", dom.name, "event", ev.Name, "data", ev.Data)
 			d.handleEvent(dom, mon, ev)
 		case <-proc.Exited():
 			// Drain what QEMU said before it went (a SHUTDOWN event tells a
@@ -421,7 +439,8 @@ func (d *Driver) handleExit(dom *domain, proc *process.Process) {
 		dom.mon.Close()
 	}
 	runDir := dom.runDir
-	dom.live, dom.proc, dom.mon, dom.runDir, dom.id = nil, nil, nil, "", -1
+	dom.live, dom.proc, dom.mon, dom.runDir, dom.id, dom.migCaps = nil, nil, nil, "", -1, nil
+	dom.liveXMLFor, dom.liveXML = nil, ""
 	dom.state, dom.reason = libvirt.DomainShutoff, int32(cause.reason)
 	dom.stopReason = nil
 	persistent := dom.persistent

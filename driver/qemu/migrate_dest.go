@@ -34,6 +34,8 @@ func (d *Driver) MigratePrepare3(ctx context.Context, tp []libvirt.TypedParam, c
 // prepare is Prepare, direct or tunnelled: with a stream, the incoming QEMU
 // gets the migration data from it instead of listening on a port.
 func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn []byte, flags uint32, stream io.ReadCloser) ([]byte, string, error) {
+	sw := d.stopwatch("prepare", "")
+	defer sw.done()
 	params, err := migparams.Parse(tp)
 	if err != nil {
 		return nil, "", err
@@ -74,6 +76,10 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 	if params.DestName != "" {
 		def.Name = params.DestName
 	}
+	if sw != nil {
+		sw.dom = def.Name
+	}
+	sw.lap("parse")
 	// Claim the name and UUID, as libvirt does before starting anything.
 	d.mu.Lock()
 	dom, err := d.checkClash(def.Name, uuid)
@@ -144,10 +150,12 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 			}
 			m.incomingPort = port
 		}
+		sw.lap("setup")
 		if err := d.start(ctx, dom, def, startOptions{incoming: "defer"}); err != nil {
 			rb.Run()
 			return nil, "", err
 		}
+		sw.lap("qemu start")
 		rb.Add("incoming QEMU", func() error {
 			return d.stop(d.ctx, dom, stopCause{reason: libvirt.DomainShutoffFailed, detail: libvirt.DomainEventStoppedFailed}, time.Second)
 		})
@@ -166,6 +174,7 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 			rb.Run()
 			return nil, "", err
 		}
+		sw.lap("migrate-incoming")
 		go d.watchIncoming(dom, m)
 		if stream == nil {
 			uri, err = d.incomingURI(params, port)
@@ -187,7 +196,9 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 		return nil, "", err
 	}
 	rb.Discard()
+	sw.lap("cookie")
 	d.saveStatus(dom)
+	sw.lap("save status")
 	return data, uri, nil
 }
 
@@ -333,6 +344,8 @@ func (d *Driver) MigrateFinish3(ctx context.Context, tp []libvirt.TypedParam, co
 
 func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flags uint32, cancelled bool) (libvirt.Domain, []byte, error) {
 	ctx := d.ctx
+	sw := d.stopwatch("finish", dom.name)
+	defer sw.done()
 	defer d.releaseMigrationPort(m.incomingPort)
 	if err := d.fire("finish", dom); err != nil {
 		d.abortIncoming(dom, m)
@@ -358,6 +371,7 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 			return libvirt.Domain{}, nil, err
 		}
 	}
+	sw.lap("incoming complete")
 	if err := d.advance(dom, m, migration.Finish3); err != nil {
 		d.abortIncoming(dom, m)
 		return libvirt.Domain{}, nil, err
@@ -380,12 +394,14 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 				return libvirt.Domain{}, nil, fmt.Errorf("resume migrated guest: %w", err)
 			}
 			dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningMigrated))
+			sw.lap("cont")
 			d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedMigrated))
 		} else {
 			dom.setState(libvirt.DomainPaused, int32(libvirt.DomainPausedUser))
 			d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedPaused))
 		}
 		d.resetMigrationSettings(ctx, dom, mon)
+		sw.lap("reset settings")
 	}
 	out := migcookie.New(d.identity(dom))
 	out.Govirtd = &migcookie.Extension{URI: d.opts.SelfURI}
@@ -400,8 +416,10 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 	if err != nil {
 		return libvirt.Domain{}, nil, err
 	}
+	sw.lap("cookie")
 	ref := dom.ref()
 	d.endMigJob(dom, m)
+	sw.lap("end job")
 	if err := d.fire("finish-end", dom); err != nil {
 		return libvirt.Domain{}, nil, err
 	}

@@ -181,6 +181,8 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 	if err != nil {
 		return fail(err)
 	}
+	sw := d.stopwatch("perform", dom.name)
+	defer sw.done()
 	uri := m.params.URI
 	if m.tunnel != nil {
 		// QEMU sends to this daemon, which forwards into the tunnel.
@@ -219,7 +221,9 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 		v := int64(m.params.AutoConvergeIncrement)
 		run.acIncrement = &v
 	}
+	sw.lap("setup")
 	info, err := d.runSourceMigration(ctx, dom, mon, uri, run)
+	sw.lap("qemu migration")
 	if m.tunnel != nil {
 		// Done only once the destination confirmed it got everything.
 		if err == nil {
@@ -250,6 +254,7 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 	if err != nil {
 		return nil, err
 	}
+	sw.lap("cookie")
 	if err := d.fire("perform-end", dom); err != nil {
 		// QEMU has sent everything: the guest must not be resumed here
 		// blindly; Confirm (or the job's recovery) decides.
@@ -305,7 +310,10 @@ func (d *Driver) confirm(dom *domain, m *migState, cookieIn []byte, flags uint32
 		if err := d.advance(dom, m, migration.Confirm3); err != nil {
 			return err
 		}
+		sw := d.stopwatch("confirm", dom.name)
 		d.finishSource(ctx, dom, m, flags)
+		sw.lap("stop source")
+		sw.done()
 		return d.fire("confirm-end", dom)
 	}
 	if err := d.advance(dom, m, migration.Confirm3Cancelled); err != nil {

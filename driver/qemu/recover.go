@@ -122,6 +122,7 @@ func (d *Driver) reattach(ctx context.Context, st *store.Status) {
 	dom.id = st.ID
 	dom.proc = proc
 	dom.mon = mon
+	dom.migCaps = nil // unknown: whatever the previous daemon left set
 	dom.runDir = st.RunDir
 	dom.state, dom.reason = libvirt.DomainState(st.State), st.Reason
 	dom.stopped = make(chan struct{})
