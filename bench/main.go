@@ -415,6 +415,11 @@ func (b *bench) recordRPC(w workload, c int, kind string, res rpcResult) {
 	if c == 8 {
 		b.row(fmt.Sprintf("%s/cpu", w.name), row{section: sec, figure: fmt.Sprintf("%s: daemon CPU per call (8 conn)", w.name), unit: "µs"}).add(kind, float64(res.cpuPerCall)/1e3)
 	}
+	if c == 64 && simple {
+		// The same client for both daemons; printed because at 64
+		// connections the client and the daemon split the machine's cores.
+		b.row(fmt.Sprintf("%s/clientcpu", w.name), row{section: sec, figure: fmt.Sprintf("%s: client CPU per call (64 conn)", w.name), unit: "µs"}).add(kind, float64(res.clientCPUPerCall)/1e3)
+	}
 }
 
 // virshList times one `virsh list --all` process and checks it listed the

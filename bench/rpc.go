@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -17,6 +18,9 @@ type rpcResult struct {
 	opsPerSec  float64
 	p50, p99   time.Duration
 	cpuPerCall time.Duration // daemon CPU (user+sys) per successful call
+	// clientCPUPerCall is this program's CPU per call: the client shares the
+	// machine's cores with the daemon, so it bounds what any daemon can show.
+	clientCPUPerCall time.Duration
 }
 
 // callFunc issues one call on an open connection.
@@ -58,6 +62,7 @@ func runRPC(h *host, w workload, conns int, d time.Duration) (rpcResult, error) 
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	cpu0, _ := procCPU(h.pid())
+	self0, _ := procCPU(os.Getpid())
 	for i := 0; i < conns; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -97,6 +102,7 @@ func runRPC(h *host, w workload, conns int, d time.Duration) (rpcResult, error) 
 	wg.Wait()
 	el := time.Since(t0)
 	cpu1, _ := procCPU(h.pid())
+	self1, _ := procCPU(os.Getpid())
 
 	var all []time.Duration
 	for i := range lats {
@@ -117,6 +123,7 @@ func runRPC(h *host, w workload, conns int, d time.Duration) (rpcResult, error) 
 	res.p50 = all[len(all)/2]
 	res.p99 = all[len(all)*99/100]
 	res.cpuPerCall = (cpu1 - cpu0) / time.Duration(res.ops)
+	res.clientCPUPerCall = (self1 - self0) / time.Duration(res.ops)
 	return res, nil
 }
 

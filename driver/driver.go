@@ -70,6 +70,12 @@ type DomainInfo struct {
 }
 
 // Domains manages domains.
+//
+// The lookups, lists and status queries (ListAllDomains, Lookup*, GetXMLDesc,
+// GetInfo, GetState, Is*, GetAutostart) must answer from memory without
+// waiting for a job, QEMU, disk or network: the server runs them on the
+// connection's reader (server/inline.go), where waiting would stall the
+// connection.
 type Domains interface {
 	// ListAllDomains returns the domains matching libvirt's
 	// virConnectListAllDomainsFlags.

@@ -173,6 +173,24 @@ func DecodePacket(buf []byte) (*Packet, error) {
 }
 
 // AppendPacket appends a whole message (length word, header, body) to dst.
+// PutFrame fills the first LenSize+HeaderSize bytes of msg, a whole message
+// whose body was encoded after room left for them, with the length word
+// and h. It refuses a message larger than MaxMessage.
+func PutFrame(msg []byte, h Header) error {
+	if len(msg) > MaxMessage {
+		return fmt.Errorf("%w: %d bytes for %s %s", ErrTooLarge, len(msg), h.Procedure, h.Type)
+	}
+	be := binary.BigEndian
+	be.PutUint32(msg[0:], uint32(len(msg)))
+	be.PutUint32(msg[4:], h.Program)
+	be.PutUint32(msg[8:], h.Version)
+	be.PutUint32(msg[12:], uint32(h.Procedure))
+	be.PutUint32(msg[16:], uint32(h.Type))
+	be.PutUint32(msg[20:], h.Serial)
+	be.PutUint32(msg[24:], uint32(h.Status))
+	return nil
+}
+
 func AppendPacket(dst []byte, h Header, body []byte) ([]byte, error) {
 	n := LenSize + HeaderSize + len(body)
 	if n > MaxMessage {

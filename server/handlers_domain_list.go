@@ -20,6 +20,11 @@ func registerDomainListHandlers(t *Table, s *Server) {
 		if a.NeedResults != 0 {
 			ret.Domains = doms
 		}
+		body, err := s.listReplies.body(listKey{a.Flags, a.NeedResults != 0}, doms, ret)
+		if err != nil {
+			return nil, err
+		}
+		c.encoded = body
 		return ret, nil
 	})
 	t.ConnectNumOfDomains(func(c *Call) (*libvirt.ConnectNumOfDomainsRet, error) {

@@ -26,6 +26,8 @@ type Server struct {
 	log   *slog.Logger
 	table *Table
 
+	listReplies listReplies // memo of ConnectListAllDomains replies
+
 	ctx    context.Context
 	cancel context.CancelFunc
 

@@ -223,9 +223,15 @@ func decOpaque(d *decoder, v reflect.Value) error {
 
 func encFixedOpaque(e *encoder, v reflect.Value) error {
 	n := v.Len()
-	start := len(e.buf)
-	e.buf = append(e.buf, make([]byte, n)...)
-	reflect.Copy(reflect.ValueOf(e.buf[start:start+n]), v)
+	if v.CanAddr() {
+		// The common case (a UUID inside a struct or slice): no copy
+		// through reflect.
+		e.buf = append(e.buf, v.Bytes()...)
+	} else {
+		start := len(e.buf)
+		e.buf = append(e.buf, make([]byte, n)...)
+		reflect.Copy(reflect.ValueOf(e.buf[start:start+n]), v)
+	}
 	e.buf = append(e.buf, zeros[:pad(n)]...)
 	return nil
 }

@@ -38,6 +38,7 @@ func (d *Driver) addLocked(dom *domain) {
 	d.byUUID[dom.uuid] = dom
 	d.byName[dom.name] = dom
 	d.sorted = nil
+	d.mapPeak = max(d.mapPeak, len(d.byUUID))
 }
 
 // removeLocked forgets a domain; d.mu is held.
@@ -49,6 +50,23 @@ func (d *Driver) removeLocked(dom *domain) {
 		delete(d.byName, dom.name)
 	}
 	d.sorted = nil
+	// Go maps keep their size once grown: after thousands of domains come
+	// and go, copy them so the memory goes back.
+	if d.mapPeak > 256 && len(d.byUUID) < d.mapPeak/4 {
+		d.byUUID = shrunk(d.byUUID)
+		d.byName = shrunk(d.byName)
+		d.mapPeak = len(d.byUUID)
+	}
+}
+
+// shrunk copies m into a map sized for what it holds now (maps.Clone
+// would copy the grown table as it is).
+func shrunk[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // get finds a domain from its wire identity, by UUID as libvirt does.
@@ -109,22 +127,24 @@ func (d *Driver) LookupByID(ctx context.Context, id int32) (libvirt.Domain, erro
 // ListAllDomains implements driver.Domains, with libvirt's filter flags:
 // each pair of opposite flags filters only when one of the two is given.
 func (d *Driver) ListAllDomains(ctx context.Context, flags libvirt.ConnectListAllDomainsFlags) ([]libvirt.Domain, error) {
-	var out []libvirt.Domain
-	for _, dom := range d.all() {
+	all := d.all()
+	out := make([]libvirt.Domain, 0, len(all))
+	for _, dom := range all {
+		dom.mu.Lock()
 		if matchesListFlags(dom, flags) {
-			out = append(out, dom.ref())
+			out = append(out, libvirt.Domain{Name: dom.name, UUID: dom.uuid, ID: dom.id})
 		}
+		dom.mu.Unlock()
 	}
 	return out, nil
 }
 
+// matchesListFlags tells whether dom passes the filter; dom.mu is held.
 func matchesListFlags(dom *domain, f libvirt.ConnectListAllDomainsFlags) bool {
-	dom.mu.Lock()
 	active := dom.id != -1
 	persistent := dom.persistent
 	state := dom.state
 	autostart := dom.autostart
-	dom.mu.Unlock()
 	pair := func(yes, no libvirt.ConnectListAllDomainsFlags, v bool) bool {
 		if f&(yes|no) == 0 || f&(yes|no) == yes|no {
 			return true

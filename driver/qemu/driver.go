@@ -49,7 +49,9 @@ type Driver struct {
 	byName map[string]*domain
 	// sorted is every domain by name, rebuilt after a change (nil).
 	sorted []*domain
-	lastID atomic.Int32
+	// mapPeak is the most domains byUUID held since it was last shrunk.
+	mapPeak int
+	lastID  atomic.Int32
 
 	sinkMu sync.RWMutex
 	sink   func(driver.Event)
