@@ -195,19 +195,28 @@ func procCPU(pid int) (time.Duration, error) {
 }
 
 // procRSS returns VmRSS in bytes.
-func procRSS(pid int) (float64, error) {
+func procRSS(pid int) (float64, error) { return procStatusKB(pid, "VmRSS") }
+
+// procRSSAnon returns RssAnon in bytes: the resident memory that is the
+// process's own (heap, stacks), without the executable's and libraries'
+// file pages, which count in VmRSS as soon as code runs once but belong to
+// the page cache.
+func procRSSAnon(pid int) (float64, error) { return procStatusKB(pid, "RssAnon") }
+
+// procStatusKB reads one "Name:   N kB" line of /proc/PID/status, in bytes.
+func procStatusKB(pid int, name string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
 			f := strings.Fields(v)
 			kb, err := strconv.ParseFloat(f[0], 64)
 			return kb * 1024, err
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return 0, fmt.Errorf("no %s in /proc/%d/status", name, pid)
 }
 
 // killProcessesUnder kills every process whose command line mentions dir:
