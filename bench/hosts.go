@@ -28,6 +28,9 @@ type host struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
+	// pprof is govirtd's debug_pprof_addr (loopback), for the profiles the
+	// report cites; empty for libvirtd.
+	pprof string
 }
 
 func (h *host) uri() string { return fmt.Sprintf("qemu+tcp://%s:%d/system", h.addr, h.port) }
@@ -69,6 +72,11 @@ func startGovirtd(bin, root, name, addr string, n int) (*host, error) {
 	if h.port, err = freePort(addr); err != nil {
 		return nil, err
 	}
+	pport, err := freePort(addr)
+	if err != nil {
+		return nil, err
+	}
+	h.pprof = net.JoinHostPort(addr, strconv.Itoa(pport))
 	qconf := filepath.Join(h.dir, "qemu.conf")
 	if err := os.WriteFile(qconf, []byte(fmt.Sprintf("migration_address = %q\nmigration_host = %q\n", addr, addr)), 0o644); err != nil {
 		return nil, err
@@ -86,7 +94,8 @@ hostname = %q
 host_uuid = %q
 log_level = 3
 qemu_config = %q
-`, addr, h.port, filepath.Join(h.dir, "run"), filepath.Join(h.dir, "state"), name, h.uuid, qconf)
+debug_pprof_addr = %q
+`, addr, h.port, filepath.Join(h.dir, "run"), filepath.Join(h.dir, "state"), name, h.uuid, qconf, h.pprof)
 	cf := filepath.Join(h.dir, "govirtd.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err

@@ -221,11 +221,15 @@ func run() error {
 		}
 		b.row("anon-idle", row{section: "Memory", figure: "daemon anonymous memory (RssAnon), idle", unit: "MB"}).add(h.kind, a/1e6)
 	}
+	b.memStatRows("idle")
 
 	if phases["rpc"] || phases["list"] {
 		if err := b.rpcPhase(phases); err != nil {
 			return err
 		}
+	}
+	if phases["rpc"] {
+		b.cpuProfile(*flagGovirtd)
 	}
 	if phases["migrate"] {
 		if err := b.migratePhase(); err != nil {
@@ -249,6 +253,7 @@ func run() error {
 		}
 		b.row("anon-after", row{section: "Memory", figure: "daemon anonymous memory (RssAnon) after the run", unit: "MB"}).add(h.kind, a/1e6)
 	}
+	b.memStatRows("after the run")
 	// "Near idle": within a quarter of the idle figure. Judged on the
 	// daemon's own (anonymous) memory: VmRSS also grows by the executable's
 	// pages that the run's code paths touched once (file pages, shared and
