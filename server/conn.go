@@ -235,6 +235,10 @@ func (c *Conn) dispatch(p *rpc.Packet) {
 		}
 		c.log.Info("rpc call", attrs...)
 	}
+	var msg []byte
+	if err == nil {
+		msg, err = c.encodeReply(p.Header, call, ret)
+	}
 	if err != nil {
 		if call.stream != nil {
 			call.stream.discard()
@@ -242,10 +246,20 @@ func (c *Conn) dispatch(p *rpc.Packet) {
 		c.replyError(p.Header, err)
 		return
 	}
-	// The reply is encoded straight into a pooled message buffer after
-	// room for the frame: no intermediate body, no second copy.
+	c.write(msg)
+	putMsgBuf(msg)
+	if call.stream != nil {
+		call.stream.replySent()
+	}
+}
+
+// encodeReply encodes a successful call's reply straight into a pooled
+// message buffer after room for the frame (no intermediate body, no second
+// copy). The error, when encoding fails, is the one to send instead.
+func (c *Conn) encodeReply(ch rpc.Header, call *Call, ret any) ([]byte, error) {
 	buf := getMsgBuf()
 	var msg []byte
+	var err error
 	if call.encoded != nil {
 		msg = append(buf[:rpc.LenSize+rpc.HeaderSize], call.encoded...)
 	} else {
@@ -253,29 +267,17 @@ func (c *Conn) dispatch(p *rpc.Packet) {
 	}
 	if err != nil {
 		putMsgBuf(msg)
-		c.log.Error("encode reply", "proc", p.Procedure, "err", err)
-		if call.stream != nil {
-			call.stream.discard()
-		}
-		c.replyError(p.Header, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unable to encode message payload"))
-		return
+		c.log.Error("encode reply", "proc", ch.Procedure, "err", err)
+		return nil, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unable to encode message payload")
 	}
-	h := p.Header
+	h := ch
 	h.Type, h.Status = rpc.Reply, rpc.OK
 	if err := rpc.PutFrame(msg, h); err != nil {
 		putMsgBuf(msg)
-		c.log.Error("reply too large", "proc", h.Procedure, "err", err)
-		if call.stream != nil {
-			call.stream.discard()
-		}
-		c.replyError(p.Header, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "message payload is too large"))
-		return
+		c.log.Error("reply too large", "proc", ch.Procedure, "err", err)
+		return nil, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "message payload is too large")
 	}
-	c.write(msg)
-	putMsgBuf(msg)
-	if call.stream != nil {
-		call.stream.replySent()
-	}
+	return msg, nil
 }
 
 // invoke checks and runs the handler; a panic becomes an internal error for
