@@ -499,7 +499,11 @@ func (b *bench) migratePhase() error {
 				}
 				for _, p := range alternate(rep) {
 					from, to := p.src().name, p.dst().name
-					r, err := p.virshMigrate(p2p, 0)
+					var r migResult
+					err := alone(p, pairs, func() (err error) {
+						r, err = p.virshMigrate(p2p, 0)
+						return err
+					})
 					if err != nil {
 						return err
 					}
@@ -513,7 +517,11 @@ func (b *bench) migratePhase() error {
 			steps := map[string][][]time.Duration{}
 			for rep := 0; rep < reps; rep++ {
 				for _, p := range alternate(rep) {
-					s, err := p.driveMigration()
+					var s []time.Duration
+					err := alone(p, pairs, func() (err error) {
+						s, err = p.driveMigration()
+						return err
+					})
 					if err != nil {
 						return fmt.Errorf("%s: client-driven migration: %w", p.kind, err)
 					}
@@ -538,7 +546,12 @@ func (b *bench) migratePhase() error {
 			// Status queries while a slowed migration runs.
 			for rep := 0; rep < reps; rep++ {
 				for _, p := range alternate(rep) {
-					lats, wall, err := p.statusDuringMigration(10)
+					var lats []time.Duration
+					var wall time.Duration
+					err := alone(p, pairs, func() (err error) {
+						lats, wall, err = p.statusDuringMigration(10)
+						return err
+					})
 					if err != nil {
 						return err
 					}

@@ -104,6 +104,52 @@ func (p *pair) startGuest(serial string) error {
 	return fmt.Errorf("guest %s on %s printed no tick within 90 s", p.guest, p.kind)
 }
 
+// setPaused suspends (true) or resumes the pair's guest where it runs.
+func (p *pair) setPaused(paused bool) error {
+	l, err := p.src().dial()
+	if err != nil {
+		return err
+	}
+	defer l.Disconnect()
+	d, err := l.DomainLookupByName(p.guest)
+	if err != nil {
+		return err
+	}
+	if paused {
+		err = l.DomainSuspend(d)
+	} else {
+		err = l.DomainResume(d)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s on %s: %w", map[bool]string{true: "suspend", false: "resume"}[paused], p.guest, p.src().name, err)
+	}
+	return nil
+}
+
+// alone runs fn with the guests of the other pairs paused, so that one
+// daemon's migration does not share the 2 cores with the other daemon's
+// running TCG guest (a guest dirtying memory keeps a core busy).
+func alone(p *pair, pairs []*pair, fn func() error) error {
+	var paused []*pair
+	defer func() {
+		for _, o := range paused {
+			if err := o.setPaused(false); err != nil {
+				logf("%v", err)
+			}
+		}
+	}()
+	for _, o := range pairs {
+		if o == p {
+			continue
+		}
+		if err := o.setPaused(true); err != nil {
+			return err
+		}
+		paused = append(paused, o)
+	}
+	return fn()
+}
+
 // removeGuest destroys the guest wherever it runs and undefines it on both
 // hosts. Errors are ignored: this is clean-up.
 func (p *pair) removeGuest() {
