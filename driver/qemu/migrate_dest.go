@@ -274,8 +274,10 @@ func (d *Driver) incomingURI(p *migparams.Params, port int) (string, error) {
 // migration_port_min..max.
 func (d *Driver) reserveMigrationPort(p *migparams.Params) (int, error) {
 	if p.URI != "" {
-		u := strings.TrimPrefix(p.URI, "tcp://")
-		u = strings.TrimPrefix(u, "tcp:")
+		u := p.URI
+		if addr, ok := tcpMigrationAddr(u); ok {
+			u = addr
+		}
 		if _, portStr, err := net.SplitHostPort(u); err == nil {
 			if port, err := strconv.Atoi(portStr); err == nil && port > 0 && port < 65536 {
 				return port, nil

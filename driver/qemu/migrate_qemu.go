@@ -255,7 +255,7 @@ const migrationFDName = "migrate"
 // destination's delayed ACK (40 ms on Linux) while the guest is paused.
 // Other URIs (unix:, the tunnel's) are QEMU's to open.
 func connectMigrationStream(ctx context.Context, mon *qmp.Monitor, uri string) (string, error) {
-	addr, ok := strings.CutPrefix(uri, "tcp:")
+	addr, ok := tcpMigrationAddr(uri)
 	if !ok {
 		return uri, nil
 	}
@@ -276,6 +276,22 @@ func connectMigrationStream(ctx context.Context, mon *qmp.Monitor, uri string) (
 		return "", compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: pass the migration socket: %v", err)
 	}
 	return "fd:" + migrationFDName, nil
+}
+
+// tcpMigrationAddr returns the HOST:PORT of a tcp: migration URI, in
+// either form libvirt accepts: QEMU's "tcp:HOST:PORT" (what Prepare
+// returns) and the URI form "tcp://HOST:PORT[/]" a user may pass with
+// --migrateuri.
+func tcpMigrationAddr(uri string) (string, bool) {
+	rest, ok := strings.CutPrefix(uri, "tcp:")
+	if !ok {
+		return "", false
+	}
+	if hostPort, isURI := strings.CutPrefix(rest, "//"); isURI {
+		hostPort, _, _ = strings.Cut(hostPort, "/")
+		return hostPort, true
+	}
+	return rest, true
 }
 
 // unwrapSyscall reduces a dial error to its system error ("Connection
