@@ -82,27 +82,21 @@ func (s Statistics) AtDestination(received, now uint64) *Statistics {
 // without touching s.
 func (s Statistics) clone() *Statistics {
 	out := s
-	if s.Delta != nil {
-		d := *s.Delta
-		out.Delta = &d
-	}
-	if s.Downtime != nil {
-		d := *s.Downtime
-		out.Downtime = &d
-	}
-	if s.SetupTime != nil {
-		d := *s.SetupTime
-		out.SetupTime = &d
-	}
-	if s.Pages != nil {
-		p := *s.Pages
-		out.Pages = &p
-	}
-	if s.Compression != nil {
-		c := *s.Compression
-		out.Compression = &c
-	}
+	out.Delta = clonePtr(s.Delta)
+	out.Downtime = clonePtr(s.Downtime)
+	out.SetupTime = clonePtr(s.SetupTime)
+	out.Pages = clonePtr(s.Pages)
+	out.Compression = clonePtr(s.Compression)
 	return &out
+}
+
+// clonePtr returns a pointer to a copy of *p, or nil.
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	return &c
 }
 
 func (s *Statistics) write(b *strings.Builder) {

@@ -291,10 +291,9 @@ func (d *Driver) saveStatus(dom *domain) error {
 		}
 		dom.liveXMLFor, dom.liveXML = dom.live, x
 	}
-	liveXML := dom.liveXML
-	var err error
 	var job []byte
 	if dom.mig != nil {
+		var err error
 		if job, err = dom.mig.job.Marshal(); err != nil {
 			return err
 		}
@@ -305,7 +304,7 @@ func (d *Driver) saveStatus(dom *domain) error {
 		PID: dom.proc.PID(), StartTime: dom.proc.StartTime(),
 		Monitor: filepath.Join(dom.runDir, "monitor.sock"), RunDir: dom.runDir,
 		State: int32(dom.state), Reason: dom.reason, Persistent: dom.persistent,
-		LiveXML: liveXML,
+		LiveXML: dom.liveXML,
 	})
 }
 

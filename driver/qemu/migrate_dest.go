@@ -76,9 +76,7 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 	if params.DestName != "" {
 		def.Name = params.DestName
 	}
-	if sw != nil {
-		sw.dom = def.Name
-	}
+	sw.forDomain(def.Name)
 	sw.lap("parse")
 	// Claim the name and UUID, as libvirt does before starting anything.
 	d.mu.Lock()

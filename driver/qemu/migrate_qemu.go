@@ -2,11 +2,7 @@ package qemu
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
-	"strings"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -22,53 +18,6 @@ import (
 // unlimitedBandwidth is what libvirt sets for "no limit": INT64_MAX rounded
 // down to whole MiB.
 const unlimitedBandwidth = int64(9223372036853727232)
-
-// sourceCaps are the migration capabilities the source sets: QEMU pauses
-// before the switch-over so the daemon decides the last step, and the
-// return path lets the destination report failure to the source.
-func sourceCaps(autoConverge, tunnelled bool) []qmp.MigrationCapability {
-	return []qmp.MigrationCapability{
-		{Capability: "xbzrle"},
-		{Capability: "auto-converge", State: autoConverge},
-		{Capability: "rdma-pin-all"},
-		{Capability: "postcopy-ram"},
-		{Capability: "compress"},
-		{Capability: "pause-before-switchover", State: true},
-		{Capability: "late-block-activate"},
-		{Capability: "multifd"},
-		{Capability: "dirty-bitmaps"},
-		{Capability: "return-path", State: !tunnelled},
-		{Capability: "zero-copy-send"},
-	}
-}
-
-// destCaps are the destination's: block devices are activated only when
-// the guest resumes, so the source keeps the disk until then.
-func destCaps(tunnelled bool) []qmp.MigrationCapability {
-	return []qmp.MigrationCapability{
-		{Capability: "xbzrle"},
-		{Capability: "auto-converge"},
-		{Capability: "rdma-pin-all"},
-		{Capability: "postcopy-ram"},
-		{Capability: "compress"},
-		{Capability: "pause-before-switchover"},
-		{Capability: "late-block-activate", State: true},
-		{Capability: "multifd"},
-		{Capability: "dirty-bitmaps"},
-		{Capability: "return-path", State: !tunnelled},
-		{Capability: "zero-copy-send"},
-	}
-}
-
-// allCapsOff resets capabilities after a migration, as libvirt does
-// (migration events stay on).
-func allCapsOff() []qmp.MigrationCapability {
-	caps := sourceCaps(false, true)
-	for i := range caps {
-		caps[i].State = false
-	}
-	return caps
-}
 
 // errMigrationAborted is libvirt's error for a migration cancelled by
 // virDomainAbortJob.
@@ -143,7 +92,6 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 			if !ok {
 				return qmp.MigrationInfo{}, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: QEMU went away during migration")
 			}
-			d.log.Debug("migration event", "domain", dom.name, "event", ev.Name, "data", ev.Data, "since_migrate", time.Since(started))
 			switch ev.Name {
 			case "MIGRATION_PASS":
 				if pass, ok := ev.Data["pass"].(float64); ok {
@@ -180,128 +128,6 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 			return qmp.MigrationInfo{}, ctx.Err()
 		}
 	}
-}
-
-// setMigrationCaps brings QEMU's migration capabilities to caps, sending
-// only those that differ from what this QEMU is known to have (the result is
-// the same as sending the whole list, as libvirt does, minus QEMU's
-// per-capability cost).
-func (d *Driver) setMigrationCaps(ctx context.Context, dom *domain, mon *qmp.Monitor, caps []qmp.MigrationCapability) error {
-	dom.mu.Lock()
-	known := dom.migCaps
-	dom.mu.Unlock()
-	send := capsToSend(known, caps)
-	if len(send) == 0 {
-		return nil
-	}
-	err := mon.MigrateSetCapabilities(ctx, send)
-	dom.mu.Lock()
-	defer dom.mu.Unlock()
-	if dom.mon != mon {
-		return err // another QEMU by now
-	}
-	if err != nil {
-		dom.migCaps = nil // QEMU may have applied part of it
-		return err
-	}
-	dom.migCaps = applyCaps(dom.migCaps, send)
-	return nil
-}
-
-// capsToSend is the part of want that differs from known (all of it when
-// known is nil: unknown).
-func capsToSend(known map[string]bool, want []qmp.MigrationCapability) []qmp.MigrationCapability {
-	if known == nil {
-		return want
-	}
-	var send []qmp.MigrationCapability
-	for _, c := range want {
-		if known[c.Capability] != c.State {
-			send = append(send, c)
-		}
-	}
-	return send
-}
-
-// applyCaps returns known after QEMU accepted sent. From an unknown state,
-// only what was sent (and "events", which every QEMU gets at start) is known
-// afterwards.
-func applyCaps(known map[string]bool, sent []qmp.MigrationCapability) map[string]bool {
-	next := make(map[string]bool, len(known)+len(sent))
-	for k, v := range known {
-		next[k] = v
-	}
-	if known == nil {
-		next["events"] = true
-	}
-	for _, c := range sent {
-		if c.State {
-			next[c.Capability] = true
-		} else {
-			delete(next, c.Capability)
-		}
-	}
-	return next
-}
-
-// migrationFDName is the name the source QEMU knows the stream's socket by.
-const migrationFDName = "migrate"
-
-// connectMigrationStream opens a tcp: migration URI itself and hands the
-// connected socket to QEMU ("getfd" + "fd:migrate"), as libvirt does, and
-// returns the URI to give QEMU's migrate command. The socket has Nagle's
-// algorithm off (Go's default for TCP): QEMU's own connection leaves it on,
-// and its last small writes before the switch-over then wait for the
-// destination's delayed ACK (40 ms on Linux) while the guest is paused.
-// Other URIs (unix:, the tunnel's) are QEMU's to open.
-func connectMigrationStream(ctx context.Context, mon *qmp.Monitor, uri string) (string, error) {
-	addr, ok := tcpMigrationAddr(uri)
-	if !ok {
-		return uri, nil
-	}
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := d.DialContext(dctx, "tcp", addr)
-	if err != nil {
-		return "", compat.Errorf(libvirt.ErrSystemError, compat.FromRPC, "unable to connect to server at '%s': %v", addr, unwrapSyscall(err))
-	}
-	defer conn.Close() // QEMU has its own copy once getfd returned
-	f, err := conn.(*net.TCPConn).File()
-	if err != nil {
-		return "", fmt.Errorf("migration socket: %w", err)
-	}
-	defer f.Close()
-	if err := mon.GetFD(ctx, migrationFDName, f); err != nil {
-		return "", compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: pass the migration socket: %v", err)
-	}
-	return "fd:" + migrationFDName, nil
-}
-
-// tcpMigrationAddr returns the HOST:PORT of a tcp: migration URI, in
-// either form libvirt accepts: QEMU's "tcp:HOST:PORT" (what Prepare
-// returns) and the URI form "tcp://HOST:PORT[/]" a user may pass with
-// --migrateuri.
-func tcpMigrationAddr(uri string) (string, bool) {
-	rest, ok := strings.CutPrefix(uri, "tcp:")
-	if !ok {
-		return "", false
-	}
-	if hostPort, isURI := strings.CutPrefix(rest, "//"); isURI {
-		hostPort, _, _ = strings.Cut(hostPort, "/")
-		return hostPort, true
-	}
-	return rest, true
-}
-
-// unwrapSyscall reduces a dial error to its system error ("Connection
-// refused"), as libvirt words it.
-func unwrapSyscall(err error) error {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		return se.Err
-	}
-	return err
 }
 
 // finalMigrationInfo reads the statistics of a completed migration. QEMU
@@ -341,12 +167,9 @@ func (d *Driver) restoreSource(ctx context.Context, dom *domain, mon *qmp.Monito
 // resetMigrationSettings turns the migration capabilities off and restores
 // the parameters read before the migration, as libvirt does.
 func (d *Driver) resetMigrationSettings(ctx context.Context, dom *domain, mon *qmp.Monitor) {
-	sw := d.stopwatch("reset migration settings", dom.name)
-	defer sw.done()
 	if err := d.setMigrationCaps(ctx, dom, mon, allCapsOff()); err != nil {
 		d.log.Warn("reset migration capabilities", "domain", dom.name, "err", err)
 	}
-	sw.lap("capabilities")
 	dom.mu.Lock()
 	var saved *qmp.MigrationParameters
 	if dom.mig != nil {
@@ -388,18 +211,13 @@ func (d *Driver) resumeAfterMigration(ctx context.Context, dom *domain, mon *qmp
 // startIncoming prepares a freshly started destination QEMU (-incoming
 // defer) and makes it listen for the stream.
 func (d *Driver) startIncoming(ctx context.Context, dom *domain, mon *qmp.Monitor, listenURI string, tunnelled bool) error {
-	sw := d.stopwatch("start incoming", dom.name)
-	defer sw.done()
 	if err := d.setMigrationCaps(ctx, dom, mon, destCaps(tunnelled)); err != nil {
 		return fmt.Errorf("set migration capabilities: %w", err)
 	}
-	sw.lap("set capabilities")
 	empty := ""
 	if err := mon.MigrateSetParameters(ctx, qmp.MigrationParameters{TLSCreds: &empty, TLSHostname: &empty}); err != nil {
 		return fmt.Errorf("set migration parameters: %w", err)
 	}
-	sw.lap("set parameters")
-	defer sw.lap("migrate-incoming")
 	if err := mon.MigrateIncoming(ctx, listenURI); err != nil {
 		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: %v", err)
 	}

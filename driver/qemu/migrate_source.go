@@ -312,7 +312,6 @@ func (d *Driver) confirm(dom *domain, m *migState, cookieIn []byte, flags uint32
 		}
 		sw := d.stopwatch("confirm", dom.name)
 		d.finishSource(ctx, dom, m, flags)
-		sw.lap("stop source")
 		sw.done()
 		return d.fire("confirm-end", dom)
 	}

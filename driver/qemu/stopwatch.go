@@ -25,6 +25,14 @@ func (d *Driver) stopwatch(op, dom string) *stopwatch {
 	return &stopwatch{log: d.log, op: op, dom: dom, start: now, last: now}
 }
 
+// forDomain names the domain once it is known (Prepare learns it from the
+// XML it parses).
+func (s *stopwatch) forDomain(name string) {
+	if s != nil {
+		s.dom = name
+	}
+}
+
 // lap notes the time since the previous lap under name.
 func (s *stopwatch) lap(name string) {
 	if s == nil {
