@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 var (
@@ -96,6 +98,9 @@ func run() error {
 		phases[strings.TrimSpace(p)] = true
 	}
 	if err := os.MkdirAll(*flagOut, 0o755); err != nil {
+		return err
+	}
+	if err := deps.Check("virsh", "qemu-system-x86_64"); err != nil {
 		return err
 	}
 	m := machine{
@@ -295,10 +300,11 @@ func libvirtdUsable(script string) string {
 	if os.Geteuid() != 0 {
 		return "the namespaced libvirtd needs root"
 	}
-	for _, f := range []string{script, "/usr/sbin/libvirtd", "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so"} {
-		if _, err := os.Stat(f); err != nil {
-			return fmt.Sprintf("%s is missing (needs Debian's libvirt-daemon-system and libvirt-daemon-driver-qemu)", f)
-		}
+	if _, err := os.Stat(script); err != nil {
+		return err.Error()
+	}
+	if err := deps.Check("unshare", "/usr/sbin/libvirtd", "/etc/libvirt/libvirtd.conf", "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so"); err != nil {
+		return err.Error()
 	}
 	return ""
 }

@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# Installs what govirtd's demo and tests need on a Debian 12 machine, and
-# nothing when it is all there already. Needs root (or sudo) for apt-get.
+# Installs what govirtd's demo, tests and benchmarks need on a Debian 12
+# machine: every package in test/deps/packages.txt (the list also says what
+# each one provides, and the tests name the package when one is missing).
+# Installs with --no-install-recommends, so the list names every package
+# explicitly; does nothing when everything is there already. Needs root (or
+# sudo) for apt-get.
+#
+#   scripts/deps.sh          install what is missing
+#   scripts/deps.sh --list   print the package names, one a line
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-packages=(
-  libvirt-clients   # virsh: the client the tests and the demo drive govirtd with
-  python3-libvirt   # the Python binding, a second real client
-  qemu-system-x86   # qemu-system-x86_64: domains are real QEMU processes
-  qemu-utils        # qemu-img, for disk images in the QEMU driver tests
-  gcc libc6-dev cpio # the test guest's static /init and its initramfs
-  libvirt-daemon-system libvirt-daemon-driver-qemu # a real libvirtd 9.0 for the interop tests and benchmarks
-)
-
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+mapfile -t packages < <(sed -e 's/#.*//' test/deps/packages.txt | awk 'NF { print $1 }')
+if [ "${1:-}" = --list ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
 
 if ! command -v go >/dev/null 2>&1; then
   echo "deps: Go is not installed (govirtd needs Go 1.26 or newer: https://go.dev/dl/)" >&2
   exit 1
 fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
 
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}" >&2

@@ -12,12 +12,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // TestVirshHostQueries: what a newcomer's first virsh session does, over
 // TCP and over the unix socket.
 func TestVirshHostQueries(t *testing.T) {
-	requireTools(t, "virsh")
+	deps.Require(t, "virsh")
 	t.Parallel()
 	h := StartHost(t, HostOptions{Name: "hosta"})
 	for _, uri := range []string{h.URI(), h.UnixURI()} {
@@ -74,7 +76,7 @@ func TestVirshHostQueries(t *testing.T) {
 // TestVirshReadOnlySocket: queries work on the read-only socket; changes
 // are refused by the daemon itself, not only by a polite client.
 func TestVirshReadOnlySocket(t *testing.T) {
-	requireTools(t, "virsh", "/usr/bin/python3")
+	deps.Require(t, "virsh", "/usr/bin/python3")
 	t.Parallel()
 	h := StartHost(t, HostOptions{})
 	if got := strings.TrimSpace(MustVirsh(t, h.ROURI(), "-r", "hostname")); got != h.Name {
@@ -107,7 +109,7 @@ except libvirt.libvirtError as e:
 // TestVirshUnsupportedProcedure: a procedure govirtd does not implement gets
 // libvirt's own error, and the connection carries on.
 func TestVirshUnsupportedProcedure(t *testing.T) {
-	requireTools(t, "virsh")
+	deps.Require(t, "virsh")
 	t.Parallel()
 	h := StartHost(t, HostOptions{})
 	r := Virsh(t, h.URI(), "sysinfo")
@@ -126,7 +128,7 @@ func TestVirshUnsupportedProcedure(t *testing.T) {
 
 // TestPythonLibvirt: python3-libvirt, the other common client.
 func TestPythonLibvirt(t *testing.T) {
-	requireTools(t, "/usr/bin/python3")
+	deps.Require(t, "/usr/bin/python3")
 	t.Parallel()
 	h := StartHost(t, HostOptions{Name: "pyhost"})
 	r := Python(t, `
@@ -187,7 +189,7 @@ func TestConfigErrors(t *testing.T) {
 
 // TestUnknownKeysWarn: unknown keys are warnings, not errors.
 func TestUnknownKeysWarn(t *testing.T) {
-	requireTools(t, "virsh")
+	deps.Require(t, "virsh")
 	t.Parallel()
 	h := StartHost(t, HostOptions{Extra: "no_such_key = 1\nmdns_adv = 0\n"})
 	MustVirsh(t, h.URI(), "hostname")
@@ -201,7 +203,7 @@ func TestUnknownKeysWarn(t *testing.T) {
 // TestVirshDomCapabilities: virsh domcapabilities answers for this host's
 // QEMU, and refuses an unknown machine in libvirt's words.
 func TestVirshDomCapabilities(t *testing.T) {
-	requireTools(t, "virsh", "qemu-system-x86_64")
+	deps.Require(t, "virsh", "qemu-system-x86_64")
 	t.Parallel()
 	h := StartHost(t, HostOptions{})
 	out := MustVirsh(t, h.URI(), "domcapabilities", "--virttype", "qemu")
@@ -224,7 +226,7 @@ func TestVirshDomCapabilities(t *testing.T) {
 // the daemon keeps serving the ones it has, and admits clients again once
 // they leave; the unix sockets get the configured permissions.
 func TestLimitsWithRealClients(t *testing.T) {
-	requireTools(t, "virsh", "/usr/bin/python3")
+	deps.Require(t, "virsh", "/usr/bin/python3")
 	t.Parallel()
 	h := StartHost(t, HostOptions{Extra: "max_clients = 3\nunix_sock_rw_perms = \"0700\"\nunix_sock_ro_perms = \"0777\"\n"})
 	// Three clients hold connections open.

@@ -5,10 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // defineGuest writes the test guest's XML and defines it with virsh.
@@ -34,7 +37,7 @@ func domstate(t *testing.T, h *Host, name string) string {
 // QEMU guest: define, start, watch it tick, inspect, suspend (ticks stop),
 // resume (ticks go on), destroy, undefine.
 func TestDomainLifecycle(t *testing.T) {
-	requireTools(t, "virsh", "qemu-system-x86_64")
+	deps.Require(t, "virsh", "qemu-system-x86_64")
 	t.Parallel()
 	h := StartHost(t, HostOptions{Name: "lifecycle"})
 	serial := filepath.Join(h.Dir, "g1.serial")
@@ -107,7 +110,7 @@ func TestDomainLifecycle(t *testing.T) {
 
 // TestDomainEvents: `virsh event --all --loop` sees a domain's life.
 func TestDomainEvents(t *testing.T) {
-	requireTools(t, "virsh", "qemu-system-x86_64")
+	deps.Require(t, "virsh", "qemu-system-x86_64")
 	t.Parallel()
 	h := StartHost(t, HostOptions{Name: "events"})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -158,7 +161,7 @@ func TestDomainEvents(t *testing.T) {
 // restarted daemon finds the QEMU again (same id, still running, still
 // manageable), and a QEMU that died meanwhile is reported crashed.
 func TestDaemonRestartKeepsDomains(t *testing.T) {
-	requireTools(t, "virsh", "qemu-system-x86_64")
+	deps.Require(t, "virsh", "qemu-system-x86_64")
 	t.Parallel()
 	h := StartHost(t, HostOptions{Name: "restart"})
 	serialA := filepath.Join(h.Dir, "ra.serial")
@@ -173,16 +176,11 @@ func TestDaemonRestartKeepsDomains(t *testing.T) {
 
 	h.Kill9()
 	// While the daemon is down, rb's QEMU dies.
-	out, _ := exec.Command("pgrep", "-f", "guest=rb,.*"+h.Dir).Output()
-	pids := strings.Fields(string(out))
+	pids := pidsMatching("guest=rb,.*" + regexp.QuoteMeta(h.Dir))
 	if len(pids) != 1 {
 		t.Fatalf("want one QEMU for rb, found %v", pids)
 	}
-	var pid int
-	for _, c := range pids[0] {
-		pid = pid*10 + int(c-'0')
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
+	syscall.Kill(pids[0], syscall.SIGKILL)
 	h.Restart()
 
 	if got := strings.TrimSpace(MustVirsh(t, h.URI(), "domid", "ra")); got != idA {
@@ -213,7 +211,7 @@ func TestDaemonRestartKeepsDomains(t *testing.T) {
 // TestBadDomainXML: malformed XML and unsupported elements get libvirt's
 // errors and leave nothing behind.
 func TestBadDomainXML(t *testing.T) {
-	requireTools(t, "virsh")
+	deps.Require(t, "virsh")
 	t.Parallel()
 	h := StartHost(t, HostOptions{})
 	cases := map[string]struct{ xml, want string }{
@@ -242,7 +240,7 @@ func TestBadDomainXML(t *testing.T) {
 // domstats, domblkinfo and domblklist; autostart honoured when the daemon
 // starts; a transient domain (virsh create) that vanishes when destroyed.
 func TestDomainDisksStatsAutostartTransient(t *testing.T) {
-	requireTools(t, "virsh", "qemu-system-x86_64", "qemu-img")
+	deps.Require(t, "virsh", "qemu-system-x86_64", "qemu-img")
 	t.Parallel()
 	h := StartHost(t, HostOptions{Name: "extras"})
 	disk := filepath.Join(h.Dir, "disk.qcow2")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // The failure matrix: a fault injected at every migration step, on the
@@ -67,7 +69,7 @@ func faultMatrix() []faultCase {
 }
 
 func TestMigrationFaultMatrix(t *testing.T) {
-	requireTools(t, "virsh", "qemu-system-x86_64")
+	deps.Require(t, "virsh", "qemu-system-x86_64")
 	for _, c := range faultMatrix() {
 		side := "src"
 		if c.onDest {

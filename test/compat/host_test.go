@@ -5,17 +5,22 @@ package compat_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // daemonBin is the govirtd binary built once for the whole run.
@@ -279,20 +284,47 @@ func (h *Host) Restart() {
 
 // killProcessesUnder kills every process whose command line mentions dir.
 func killProcessesUnder(dir string) {
-	out, _ := exec.Command("pgrep", "-f", dir).Output()
-	for _, f := range strings.Fields(string(out)) {
-		var pid int
-		fmt.Sscan(f, &pid)
+	for _, pid := range pidsMatching(regexp.QuoteMeta(dir)) {
 		if pid > 1 && pid != os.Getpid() {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }
 
+// pidsMatching lists the processes whose command line (arguments joined by
+// spaces, as pgrep -f sees it) matches the regular expression pattern.
+// Read from /proc rather than by running pgrep, so that a missing tool can
+// never make a clean-up check find nothing.
+func pidsMatching(pattern string) []int {
+	re := regexp.MustCompile(pattern)
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		panic(fmt.Sprintf("read /proc: %v", err))
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue // gone, or a zombie/kernel thread
+		}
+		if re.Match(bytes.ReplaceAll(bytes.TrimRight(b, "\x00"), []byte{0}, []byte{' '})) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // QEMUPids lists the QEMU processes this host started that still run.
 func (h *Host) QEMUPids() []string {
-	out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+h.Dir).Output()
-	return strings.Fields(string(out))
+	var out []string
+	for _, pid := range pidsMatching("qemu-system.*" + regexp.QuoteMeta(h.Dir)) {
+		out = append(out, strconv.Itoa(pid))
+	}
+	return out
 }
 
 // DumpLog copies the daemon's log into the test output.
@@ -333,6 +365,9 @@ func (r Result) String() string {
 // run runs a client command with a timeout.
 func run(t *testing.T, timeout time.Duration, name string, args ...string) Result {
 	t.Helper()
+	if _, listed := deps.PackageOf(name); listed {
+		deps.Require(t, name)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -365,22 +400,8 @@ func MustVirsh(t *testing.T, uri string, args ...string) string {
 // python3 on PATH may be another install without the libvirt module).
 func Python(t *testing.T, script string, args ...string) Result {
 	t.Helper()
+	deps.Require(t, "/usr/lib/python3/dist-packages/libvirt.py")
 	return run(t, 60*time.Second, "/usr/bin/python3", append([]string{"-c", script}, args...)...)
-}
-
-// requireTools skips a test when a client it needs is not installed; the
-// README's test command installs them, so a skip here means a setup
-// problem, not a pass.
-func requireTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed (make deps installs it)", tool)
-			}
-			t.Skipf("%s is not installed (make deps installs it)", tool)
-		}
-	}
 }
 
 // lines splits output into trimmed non-empty lines.

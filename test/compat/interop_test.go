@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // Interoperability with a real libvirtd 9.0 (Debian's): a guest moves
@@ -76,7 +78,7 @@ func TestInteropLibvirtd(t *testing.T) {
 	})
 	t.Run("shared-disk-from-libvirtd", func(t *testing.T) {
 		t.Parallel()
-		requireTools(t, "qemu-img")
+		deps.Require(t, "qemu-img")
 		g := StartHost(t, HostOptions{Name: "is-g"})
 		l := StartLibvirtd(t, "is-l")
 		disk := filepath.Join(t.TempDir(), "shared.qcow2")

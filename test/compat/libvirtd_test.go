@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // LibvirtdHost is a real libvirtd 9.0 "host" beside govirtd on one
@@ -23,19 +25,15 @@ type LibvirtdHost struct {
 	t                     *testing.T
 }
 
-// requireLibvirtd skips a test where a real libvirtd cannot run here (the
-// README's test command installs it; CI must have it).
+// requireLibvirtd fails a test where a real libvirtd cannot run: the
+// README's test command installs it, and runs as root.
 func requireLibvirtd(t *testing.T) {
 	t.Helper()
-	requireTools(t, "virsh", "qemu-system-x86_64", "unshare")
-	if _, err := os.Stat("/usr/sbin/libvirtd"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("libvirtd is not installed (make deps installs libvirt-daemon-system)")
-		}
-		t.Skip("libvirtd is not installed (make deps installs libvirt-daemon-system)")
-	}
+	deps.Require(t, "virsh", "qemu-system-x86_64", "unshare", "mount", "hostname",
+		"/usr/sbin/libvirtd", "/etc/libvirt/libvirtd.conf",
+		"/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so")
 	if os.Geteuid() != 0 {
-		t.Skip("a namespaced libvirtd host needs root")
+		t.Fatal("a namespaced libvirtd host needs root (its own mount namespace over /run/libvirt, /etc/libvirt, ...): run the tests as root")
 	}
 }
 

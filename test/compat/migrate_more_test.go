@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // TestMigrationEvents: what `virsh event --all --loop` sees on each host
@@ -143,7 +145,7 @@ func TestMigrateConcurrency(t *testing.T) {
 // --unsafe, --xml with an ABI check, --migrateuri.
 func TestMigrateOptions(t *testing.T) {
 	t.Parallel()
-	requireTools(t, "qemu-img")
+	deps.Require(t, "qemu-img")
 	a := StartHost(t, HostOptions{Name: "opt-a"})
 	b := StartHost(t, HostOptions{Name: "opt-b"})
 

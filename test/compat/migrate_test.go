@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // twoHosts starts hosts A and B and defines and starts the test guest on A.
 func twoHosts(t *testing.T, name string, guest GuestOptions) (a, b *Host, serial string) {
 	t.Helper()
-	requireTools(t, "virsh", "qemu-system-x86_64")
+	deps.Require(t, "virsh", "qemu-system-x86_64")
 	a = StartHost(t, HostOptions{Name: name + "-a"})
 	b = StartHost(t, HostOptions{Name: name + "-b"})
 	// One serial log for the guest wherever it runs: each QEMU appends.

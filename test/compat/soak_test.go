@@ -16,6 +16,8 @@ import (
 
 	libvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // TestSoak: a bounded load on loopback — hundreds of concurrent
@@ -25,7 +27,7 @@ import (
 // its baseline, every definition intact, every guest running exactly once.
 // It stops by itself (SOAK_SECONDS, default 20).
 func TestSoak(t *testing.T) {
-	requireTools(t, "virsh", "qemu-system-x86_64")
+	deps.Require(t, "virsh", "qemu-system-x86_64")
 	if testing.Short() {
 		t.Skip("soak test skipped with -short")
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // The TLS transport end to end: real virsh (gnutls) against govirtd's TLS
@@ -21,7 +23,7 @@ const clientDN = "C=GB,ST=London,L=London,O=govirtd test,CN=govirtd-test-client"
 // names.
 func makePKI(t *testing.T, dir string, names ...string) {
 	t.Helper()
-	requireTools(t, "openssl")
+	deps.Require(t, "openssl")
 	script, err := filepath.Abs("../../scripts/make-test-pki.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +68,7 @@ func waitLog(t *testing.T, h *Host, s string) {
 // the list, are refused before any RPC while the daemon serves on.
 func TestTLSVirsh(t *testing.T) {
 	t.Parallel()
-	requireTools(t, "virsh")
+	deps.Require(t, "virsh")
 	pki := t.TempDir()
 	a := newTLSHost(t, "tls-a", pki, `tls_allowed_dn_list = [ "C=GB,ST=London,L=London,O=govirtd test,CN=govirtd-test-*" ]`)
 	b := newTLSHost(t, "tls-b", pki, `tls_allowed_dn_list = [ "C=GB,*,CN=admin-*" ]`)
@@ -139,7 +141,7 @@ func TestTLSStartupErrors(t *testing.T) {
 // destination URI's pkipath; then back with --p2p --tunnelled.
 func TestTLSMigratePeerToPeer(t *testing.T) {
 	t.Parallel()
-	requireTools(t, "virsh", "qemu-system-x86_64")
+	deps.Require(t, "virsh", "qemu-system-x86_64")
 	pki := t.TempDir()
 	a := newTLSHost(t, "tlsmig-a", pki, "")
 	b := newTLSHost(t, "tlsmig-b", pki, "")

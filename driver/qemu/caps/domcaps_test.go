@@ -14,6 +14,8 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/govirtd/govirtd/compat"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 // fakeDomCapsQEMU is a qemu-system-x86_64 stand-in that replays QEMU 7.2
@@ -104,18 +106,11 @@ func enumValues(es []libvirtxml.DomainCapsEnum, name string) []string {
 	return nil
 }
 
-// validateDomCaps checks doc against libvirt's domaincaps.rng when the
-// validator and schema are installed.
+// validateDomCaps checks doc against libvirt's domaincaps.rng, with the
+// validator of the installed libvirt.
 func validateDomCaps(t *testing.T, doc string) {
 	t.Helper()
-	if _, err := exec.LookPath("virt-xml-validate"); err != nil {
-		t.Log("virt-xml-validate not installed; schema check skipped")
-		return
-	}
-	if _, err := os.Stat("/usr/share/libvirt/schemas/domaincaps.rng"); err != nil {
-		t.Log("domaincaps.rng not installed; schema check skipped")
-		return
-	}
+	deps.Require(t, "virt-xml-validate", "xmllint", "/usr/share/libvirt/schemas/domaincaps.rng")
 	p := filepath.Join(t.TempDir(), "domcaps.xml")
 	if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
@@ -329,13 +324,10 @@ func TestDomainCapabilitiesCached(t *testing.T) {
 // TestDomainCapabilitiesRealQEMU runs against the installed QEMU, with KVM
 // when the host offers it.
 func TestDomainCapabilitiesRealQEMU(t *testing.T) {
-	emu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
 	if testing.Short() {
 		t.Skip("starts QEMU")
 	}
+	emu := deps.Command(t, "qemu-system-x86_64")
 	h, err := Probe(context.Background(), Options{HostUUID: testUUID, Emulators: []string{emu}})
 	if err != nil {
 		t.Fatal(err)

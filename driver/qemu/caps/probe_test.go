@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/govirtd/govirtd/test/deps"
 )
 
 const testUUID = "8f6c2a4e-3b1d-4e5f-9a7b-0c1d2e3f4a5b"
@@ -235,10 +237,7 @@ func TestProbeErrors(t *testing.T) {
 
 // TestProbeRealHost runs the real QEMU of this machine.
 func TestProbeRealHost(t *testing.T) {
-	const qemu = "/usr/bin/qemu-system-x86_64"
-	if _, err := os.Stat(qemu); err != nil {
-		t.Skipf("%s not installed", qemu)
-	}
+	deps.Require(t, "qemu-system-x86_64")
 	start := time.Now()
 	h, err := Probe(context.Background(), Options{HostUUID: testUUID})
 	elapsed := time.Since(start)
@@ -279,16 +278,10 @@ func TestProbeRealHost(t *testing.T) {
 }
 
 // TestCapsValidateAgainstLibvirtSchema checks the document against the
-// capability.rng shipped with the installed libvirt (Debian's 9.0 here),
-// when its validator and xmllint are available.
+// capability.rng shipped with the installed libvirt (Debian's 9.0 here).
 func TestCapsValidateAgainstLibvirtSchema(t *testing.T) {
-	validator, err := exec.LookPath("virt-xml-validate")
-	if err != nil {
-		t.Skip("virt-xml-validate not installed")
-	}
-	if _, err := exec.LookPath("xmllint"); err != nil {
-		t.Skip("xmllint not installed")
-	}
+	validator := deps.Command(t, "virt-xml-validate")
+	deps.Require(t, "xmllint", "/usr/share/libvirt/schemas/capability.rng")
 	emu := fakeQEMU(t, `cat '`+mustAbs(t, "testdata/x86_64-qmp-query-machines.txt")+`'; exit 0`)
 	h, err := Probe(context.Background(), Options{HostUUID: testUUID, Emulators: []string{emu}, SysRoot: "testdata/sysroot-2node"})
 	if err != nil {

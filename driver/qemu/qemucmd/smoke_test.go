@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"libvirt.org/go/libvirtxml"
-)
 
-const qemuBinary = "/usr/bin/qemu-system-x86_64"
+	"github.com/govirtd/govirtd/test/deps"
+)
 
 // startQEMU runs the built command the way the driver will: monitor
 // socket inherited as a listening fd, chardev files passed as fd sets.
@@ -36,7 +36,7 @@ func startQEMU(t *testing.T, dom *libvirtxml.Domain) (*bufio.Reader, net.Conn) {
 	}
 	defer lf.Close()
 
-	cmd, err := Build(dom, Options{Emulator: qemuBinary, DomainDir: dir, MonitorFD: 3})
+	cmd, err := Build(dom, Options{Emulator: deps.Command(t, "qemu-system-x86_64"), DomainDir: dir, MonitorFD: 3})
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
@@ -119,9 +119,6 @@ func qmp(t *testing.T, r *bufio.Reader, conn net.Conn, req string) json.RawMessa
 }
 
 func TestSmokeQEMU(t *testing.T) {
-	if _, err := os.Stat(qemuBinary); err != nil {
-		t.Skip("no " + qemuBinary)
-	}
 	if testing.Short() {
 		t.Skip("starts QEMU")
 	}
@@ -154,8 +151,8 @@ func TestSmokeQEMU(t *testing.T) {
 func diskDomain(t *testing.T) *libvirtxml.Domain {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "disk.qcow2")
-	if out, err := exec.Command("qemu-img", "create", "-f", "qcow2", img, "16M").CombinedOutput(); err != nil {
-		t.Skipf("qemu-img: %v %s", err, out)
+	if out, err := exec.Command(deps.Command(t, "qemu-img"), "create", "-f", "qcow2", img, "16M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v %s", err, out)
 	}
 	dom := loadDomain(t, "kernel-pty-tablet")
 	dom.OS.Kernel, dom.OS.Initrd, dom.OS.Cmdline = "", "", ""

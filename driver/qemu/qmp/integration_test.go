@@ -8,18 +8,16 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-const qemuBinary = "/usr/bin/qemu-system-x86_64"
+	"github.com/govirtd/govirtd/test/deps"
+)
 
 // TestRealQEMU drives a real QEMU 7.2 through the monitor lifecycle.
 func TestRealQEMU(t *testing.T) {
-	if _, err := os.Stat(qemuBinary); err != nil {
-		t.Skipf("%s not available: %v", qemuBinary, err)
-	}
 	if testing.Short() {
 		t.Skip("starts QEMU")
 	}
+	qemuBinary := deps.Command(t, "qemu-system-x86_64")
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "qmp.sock")
 	cmd := exec.Command(qemuBinary,
