@@ -72,6 +72,13 @@ cp -a "$goroot" "$root/usr/local/go"
 # The clone the newcomer makes (only what is committed).
 git clone -q --no-hardlinks "$repo" "$root/root/govirtd"
 
+# A machine whose outbound https goes through an inspecting proxy trusts
+# that proxy's CA (under /usr/local/share/ca-certificates): the chroot gets
+# the same local CAs, or no Go module download would work. A fresh machine
+# on a plain network needs none.
+mkdir -p "$root/usr/local/share/ca-certificates"
+cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+
 # What the README asks for before its two commands: Go (above), git to
 # clone, make to run them. Everything else is the test command's job.
 chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/local/go/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -80,6 +87,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends git make ca-certificates >/dev/null
+update-ca-certificates >/dev/null 2>&1
 echo "fresh-debian-check: $(dpkg-query -W | wc -l) packages installed before make test"
 cd /root/govirtd
 git log -1 --oneline
