@@ -29,12 +29,15 @@ umount_all() {
 	for m in dev proc sys run tmp; do
 		umount -R -l "$root/$m" 2>/dev/null || true
 	done
+	if grep -q " $root " /proc/mounts; then
+		umount -R -l "$root" 2>/dev/null || true
+	fi
 }
 trap umount_all EXIT
 
 umount_all
 # Never remove a tree that still has the host's /dev or /sys mounted in it.
-if grep -q " $root/" /proc/mounts; then
+if grep -q " $root[/ ]" /proc/mounts; then
 	echo "fresh-debian-check: $root still has mounts; not removing it" >&2
 	exit 1
 fi
@@ -54,6 +57,12 @@ deb $mirror bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+
+# The root must be a mount point of its own, as on a real machine: the
+# libvirtd interop host runs in `unshare --mount`, which makes / private
+# and fails with EINVAL on a chroot directory that is not a mount.
+mount --bind "$root" "$root"
+mount --make-private "$root"
 
 # The host's /dev and /sys as a slave copy (mounts made under the chroot
 # never propagate back), a /proc, and a fresh /run and /tmp.
