@@ -52,7 +52,7 @@ func ReformatWith(doc string, opts Options) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	write(&b, root, "", 0, opts)
+	write(&b, root, "", 0, opts, false)
 	return b.String(), nil
 }
 
@@ -135,6 +135,9 @@ func parse(doc string) (*node, error) {
 // characters become entities, in attributes and text alike.
 var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;", "\"", "&quot;")
 
+// dqEscaper is libxml2's attribute escaping (xmlAttrSerializeTxtContent).
+var dqEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\"", "&quot;")
+
 func orderedAttrs(n *node, parent string, opts Options) []xml.Attr {
 	order, ok := opts.AttrOrder[parent+"/"+n.name]
 	if !ok {
@@ -169,7 +172,10 @@ func lookup[T any](m map[string]T, parent, name string) (T, bool) {
 	return v, ok
 }
 
-func write(b *strings.Builder, n *node, parent string, depth int, opts Options) {
+// write prints n. Inside <metadata> libvirt copies the application's
+// elements with libxml2's own printer, which double-quotes attributes;
+// dq says n is such an element.
+func write(b *strings.Builder, n *node, parent string, depth int, opts Options, dq bool) {
 	if order, ok := lookup(opts.ChildOrder, parent, n.name); ok {
 		rank := func(c *node) int {
 			if i := slices.Index(order, c.name); i >= 0 {
@@ -187,7 +193,11 @@ func write(b *strings.Builder, n *node, parent string, depth int, opts Options) 
 		if f, ok := lookup(opts.AttrValue, parent, n.name+"@"+a.Name.Local); ok {
 			v = f(v)
 		}
-		b.WriteString(" " + a.Name.Local + "='" + escaper.Replace(v) + "'")
+		if dq {
+			b.WriteString(" " + a.Name.Local + "=\"" + dqEscaper.Replace(v) + "\"")
+		} else {
+			b.WriteString(" " + a.Name.Local + "='" + escaper.Replace(v) + "'")
+		}
 	}
 	switch {
 	case len(n.children) == 0 && n.text == "":
@@ -200,7 +210,7 @@ func write(b *strings.Builder, n *node, parent string, depth int, opts Options) 
 			b.WriteString(indent + "  " + escaper.Replace(n.text) + "\n")
 		}
 		for _, c := range n.children {
-			write(b, c, n.name, depth+1, opts)
+			write(b, c, n.name, depth+1, opts, dq || n.name == "metadata" && depth == 1)
 		}
 		b.WriteString(indent + "</" + n.name + ">\n")
 	}

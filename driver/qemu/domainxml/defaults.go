@@ -132,8 +132,9 @@ func ApplyDefaults(d *libvirtxml.Domain, host Host) error {
 	// Generic implicit devices come first (virDomainDefAddImplicitDevices
 	// runs before the QEMU callback, see domain_postparse.c): disk
 	// controllers, the console/serial pairing and the video for graphics.
+	assignControllerIndices(dv)
 	applyDiskDefaults(dv)
-	addImplicitDiskControllers(dv)
+	sortDisks(dv)
 	applyChardevDefaults(dv)
 	if len(dv.Graphics) > 0 && len(dv.Videos) == 0 {
 		// qemuDomainDeviceVideoDefPostParse: cirrus is libvirt 9.0's
@@ -170,6 +171,10 @@ func ApplyDefaults(d *libvirtxml.Domain, host Host) error {
 		}
 		insertController(dv, libvirtxml.DomainController{Type: "pci", Index: uintp(0), Model: model})
 	}
+	// virDomainDefAddImplicitControllers runs after the QEMU callback:
+	// disk controllers by type (fdc, ide, sata), then virtio-serial.
+	addImplicitDiskControllers(dv)
+	applyOtherDeviceDefaults(dv)
 	addInput(dv, "mouse", "ps2")
 	addInput(dv, "keyboard", "ps2")
 	for i := range dv.Inputs {
@@ -183,7 +188,12 @@ func ApplyDefaults(d *libvirtxml.Domain, host Host) error {
 	if len(dv.Audios) == 0 {
 		// qemuDomainDefAddDefaultAudioBackend with qemu.conf defaults
 		// (vnc_allow_host_audio = nogfx_allow_host_audio = 0).
-		dv.Audios = []libvirtxml.DomainAudio{{ID: 1, None: &libvirtxml.DomainAudioNone{}}}
+		// A SPICE display carries the guest's sound itself.
+		if hasSpice(dv) {
+			dv.Audios = []libvirtxml.DomainAudio{{ID: 1, SPICE: &libvirtxml.DomainAudioSPICE{}}}
+		} else {
+			dv.Audios = []libvirtxml.DomainAudio{{ID: 1, None: &libvirtxml.DomainAudioNone{}}}
+		}
 	}
 	if dv.MemBalloon == nil {
 		dv.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "virtio"}
@@ -282,6 +292,11 @@ func applyDiskDefaults(dv *libvirtxml.DomainDeviceList) {
 		if disk.Driver.Type == "" {
 			disk.Driver.Type = "raw"
 		}
+		// An empty drive is a file disk without a path, whatever type
+		// it was given.
+		if src := disk.Source; src != nil && src.Block != nil && src.Block.Dev == "" {
+			disk.Source = &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{}}
+		}
 		// A cdrom is always read-only (virDomainDiskDefParseXML).
 		if disk.Device == "cdrom" && disk.ReadOnly == nil {
 			disk.ReadOnly = &libvirtxml.DomainDiskReadOnly{}
@@ -289,19 +304,64 @@ func applyDiskDefaults(dv *libvirtxml.DomainDeviceList) {
 		if disk.Address == nil && disk.Target.Bus != "virtio" {
 			disk.Address = driveAddress(disk.Target.Bus, disk.Target.Dev)
 		}
+		if a := disk.Address; a != nil && a.Drive != nil {
+			// Attributes left out are 0, and libvirt writes all four.
+			for _, f := range []**uint{&a.Drive.Controller, &a.Drive.Bus, &a.Drive.Target, &a.Drive.Unit} {
+				if *f == nil {
+					*f = uintp(0)
+				}
+			}
+		}
 	}
+}
+
+// sortDisks orders disks as virDomainDiskInsert does while parsing: a
+// disk goes after the last disk of its bus with a lower drive index,
+// before one with a higher index, and disks of different buses keep their
+// order.
+func sortDisks(dv *libvirtxml.DomainDeviceList) {
+	in := dv.Disks
+	out := make([]libvirtxml.DomainDisk, 0, len(in))
+	for _, d := range in {
+		at := len(out)
+		for i := len(out) - 1; i >= 0; i-- {
+			cur := out[i]
+			if cur.Target.Bus != d.Target.Bus {
+				continue
+			}
+			if driveIndex(cur.Target.Dev) > driveIndex(d.Target.Dev) {
+				at = i
+			} else {
+				at = i + 1
+				break
+			}
+		}
+		out = append(out, libvirtxml.DomainDisk{})
+		copy(out[at+1:], out[at:])
+		out[at] = d
+	}
+	dv.Disks = out
 }
 
 // driveIndex is virDiskNameToIndex: "hda" -> 0, "sdb" -> 1, "vdaa" -> 26.
 func driveIndex(dev string) uint {
-	name := strings.TrimLeft(dev, "hsv")
-	name = strings.TrimPrefix(name, "d")
+	name := dev
+	for _, prefix := range []string{"fd", "hd", "vd", "sd", "xvd", "ubd"} {
+		if strings.HasPrefix(dev, prefix) {
+			name = dev[len(prefix):]
+			break
+		}
+	}
 	idx := 0
 	for _, c := range name {
 		if c < 'a' || c > 'z' {
 			break
 		}
 		idx = idx*26 + int(c-'a') + 1
+		if idx > 1<<20 {
+			// Far past any controller; stop before int overflows.
+			break
+		}
 	}
 	return uint(max(idx-1, 0))
 }
@@ -316,6 +376,8 @@ func driveAddress(bus, dev string) *libvirtxml.DomainAddress {
 		a.Controller, a.Bus, a.Unit = uintp(idx/4), uintp(idx%4/2), uintp(idx%2)
 	case "sata":
 		a.Controller, a.Bus, a.Unit = uintp(idx/6), uintp(0), uintp(idx%6)
+	case "fdc":
+		a.Controller, a.Bus, a.Unit = uintp(idx/2), uintp(0), uintp(idx%2)
 	default:
 		return nil
 	}
@@ -323,14 +385,15 @@ func driveAddress(bus, dev string) *libvirtxml.DomainAddress {
 }
 
 func addImplicitDiskControllers(dv *libvirtxml.DomainDeviceList) {
-	for _, disk := range dv.Disks {
-		if disk.Address == nil || disk.Address.Drive == nil {
-			continue
-		}
-		typ := disk.Target.Bus
-		for idx := uint(0); idx <= *disk.Address.Drive.Controller; idx++ {
-			if findController(dv, typ, idx) < 0 {
-				insertController(dv, libvirtxml.DomainController{Type: typ, Index: uintp(idx)})
+	for _, typ := range []string{"scsi", "fdc", "ide", "sata"} {
+		for _, disk := range dv.Disks {
+			if disk.Address == nil || disk.Address.Drive == nil || disk.Target.Bus != typ {
+				continue
+			}
+			for idx := uint(0); idx <= *disk.Address.Drive.Controller; idx++ {
+				if findController(dv, typ, idx) < 0 {
+					insertController(dv, libvirtxml.DomainController{Type: typ, Index: uintp(idx)})
+				}
 			}
 		}
 	}
@@ -425,6 +488,19 @@ func applyVideoDefaults(dv *libvirtxml.DomainDeviceList) {
 		if m.VRam == 0 && (m.Type == "vga" || m.Type == "cirrus") {
 			m.VRam = 16384
 		}
+		if m.Type == "qxl" {
+			// virDomainVideoDefaultRAM and qemuDomainDeviceVideoDefPostParse:
+			// 64 MiB of RAM and VRAM, 16 MiB of VGA memory.
+			if m.Ram == 0 {
+				m.Ram = 65536
+			}
+			if m.VRam == 0 {
+				m.VRam = 65536
+			}
+			if m.VGAMem == 0 {
+				m.VGAMem = 16384
+			}
+		}
 		if m.Heads == 0 {
 			m.Heads = 1
 		}
@@ -436,6 +512,23 @@ func applyVideoDefaults(dv *libvirtxml.DomainDeviceList) {
 
 func applyGraphicsDefaults(dv *libvirtxml.DomainDeviceList) {
 	for i := range dv.Graphics {
+		if s := dv.Graphics[i].Spice; s != nil {
+			// virDomainGraphicsDefParseXMLSpice: port -1 means autoport,
+			// and an autoport display has no fixed ports to keep.
+			if s.Port == -1 || s.TLSPort == -1 || s.Port == 0 && s.TLSPort == 0 && s.AutoPort == "" {
+				s.AutoPort = "yes"
+			}
+			if s.AutoPort == "yes" {
+				s.Port, s.TLSPort = 0, 0
+			}
+			if len(s.Listeners) == 0 {
+				s.Listeners = []libvirtxml.DomainGraphicListener{{Address: &libvirtxml.DomainGraphicListenerAddress{Address: s.Listen}}}
+			}
+			if s.Listen == "" && s.Listeners[0].Address != nil {
+				s.Listen = s.Listeners[0].Address.Address
+			}
+			continue
+		}
 		v := dv.Graphics[i].VNC
 		if v == nil {
 			continue
@@ -454,19 +547,35 @@ func applyGraphicsDefaults(dv *libvirtxml.DomainDeviceList) {
 	}
 }
 
-// assignUSBAddresses gives USB inputs consecutive ports on bus 0
+// assignUSBAddresses gives USB devices consecutive ports on bus 0 in
+// qemuDomainAssignUSBAddresses' order, inputs before redirected devices
 // (virDomainUSBAddressAssign for a hub-less controller).
 func assignUSBAddresses(dv *libvirtxml.DomainDeviceList) {
-	port := 0
+	var addrs []**libvirtxml.DomainAddress
 	for i := range dv.Inputs {
-		in := &dv.Inputs[i]
-		if in.Bus != "usb" {
+		if dv.Inputs[i].Bus == "usb" {
+			addrs = append(addrs, &dv.Inputs[i].Address)
+		}
+	}
+	for i := range dv.RedirDevs {
+		addrs = append(addrs, &dv.RedirDevs[i].Address)
+	}
+	used := map[string]bool{}
+	for _, a := range addrs {
+		if *a != nil && (*a).USB != nil {
+			used[(*a).USB.Port] = true
+		}
+	}
+	port := 0
+	for _, a := range addrs {
+		if *a != nil {
 			continue
 		}
 		port++
-		if in.Address == nil {
-			in.Address = &libvirtxml.DomainAddress{USB: &libvirtxml.DomainAddressUSB{Bus: uintp(0), Port: fmt.Sprint(port)}}
+		for used[fmt.Sprint(port)] {
+			port++
 		}
+		*a = &libvirtxml.DomainAddress{USB: &libvirtxml.DomainAddressUSB{Bus: uintp(0), Port: fmt.Sprint(port)}}
 	}
 }
 

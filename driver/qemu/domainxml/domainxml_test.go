@@ -142,23 +142,32 @@ func TestValidateUnsupported(t *testing.T) {
 		{"qemu", "<cpu mode='host-passthrough'/>", "", "host-passthrough"},
 		{"qemu", "<features><hyperv/></features>", "", "<features>"},
 		{"qemu", "", "<hostdev mode='subsystem' type='pci'/>", "<devices><hostdev>"},
-		{"qemu", "", "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>", "<devices><rng>"},
-		{"qemu", "", "<sound model='ich6'/>", "<devices><sound>"},
-		{"qemu", "", "<watchdog model='i6300esb'/>", "<devices><watchdog>"},
-		{"qemu", "", "<channel type='pty'><target type='virtio'/></channel>", "<devices><channel>"},
-		{"qemu", "", "<disk type='block'><source dev='/dev/sda'/><target dev='vda'/></disk>", "<disk type>"},
+		{"qemu", "", "<rng model='virtio'><backend model='random'>/etc/passwd</backend></rng>", "device '/etc/passwd'"},
+		{"qemu", "", "<rng model='virtio'><backend model='egd' type='tcp'><source mode='connect' host='192.0.2.1' service='1'/></backend></rng>", "loopback"},
+		{"qemu", "", "<sound model='sb16'/>", "<sound model> 'sb16'"},
+		{"qemu", "", "<sound model='ich9'/>", "needs a q35"},
+		{"qemu", "", "<watchdog model='diag288'/>", "<watchdog model> 'diag288'"},
+		{"qemu", "", "<watchdog model='itco'/>", "only part of q35"},
+		{"qemu", "", "<channel type='pty'><target type='guestfwd'/></channel>", "<channel><target type>"},
+		{"qemu", "", "<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>", "needs a <graphics type='spice'>"},
+		{"qemu", "", "<redirdev bus='usb' type='spicevmc'/>", "needs a <graphics type='spice'>"},
+		{"qemu", "", "<disk type='network'><source protocol='nbd' name='x'><host name='127.0.0.1'/></source><target dev='vda'/></disk>", "<disk type>"},
+		{"qemu", "", "<disk type='file'><driver name='qemu' cache='none' io='native' queues='2'/><source file='/x'/><target dev='vda'/></disk>", "<driver> attributes"},
+		{"qemu", "", "<disk type='file'><driver name='qemu' io='native'/><source file='/x'/><target dev='vda'/></disk>", "native I/O"},
+		{"qemu", "", "<disk type='file' device='floppy'><source file='/x'/><target dev='vdb' bus='virtio'/></disk>", "floppy disks need bus 'fdc'"},
 		{"qemu", "", "<disk type='file'><driver name='qemu' type='vmdk'/><source file='/x'/><target dev='vda'/></disk>", "<disk><driver type> 'vmdk'"},
 		{"qemu", "", "<disk type='file'><source file='/x'/><target dev='sda' bus='scsi'/></disk>", "<disk><target bus> 'scsi'"},
-		{"qemu", "", "<disk type='file' device='floppy'><source file='/x'/><target dev='fda'/></disk>", "<disk device> 'floppy'"},
+		{"qemu", "", "<disk type='file' device='lun'><source file='/x'/><target dev='sda'/></disk>", "<disk device> 'lun'"},
 		{"qemu", "", "<controller type='scsi' index='0'/>", "<controller type> 'scsi'"},
 		{"qemu", "", "<controller type='usb' index='0' model='ehci'/>", "model 'ehci'"},
 		{"qemu", "", "<interface type='network'><source network='default'/></interface>", "<interface type>"},
 		{"qemu", "", "<interface type='user'><model type='ne2k_pci'/></interface>", "<interface><model type> 'ne2k_pci'"},
 		{"qemu", "", "<serial type='tcp'><source mode='bind' host='0' service='1'/></serial>", "<serial> type"},
 		{"qemu", "", "<input type='passthrough' bus='virtio'/>", "<input type> 'passthrough'"},
-		{"qemu", "", "<graphics type='spice'/>", "<graphics type>"},
+		{"qemu", "", "<graphics type='sdl'/>", "<graphics type>"},
+		{"qemu", "", "<graphics type='spice' tlsPort='5901'/>", "with TLS"},
 		{"qemu", "", "<graphics type='vnc' listen='0.0.0.0'/>", "listen address '0.0.0.0'"},
-		{"qemu", "", "<video><model type='qxl'/></video>", "<video><model type> 'qxl'"},
+		{"qemu", "", "<video><model type='bochs'/></video>", "<video><model type> 'bochs'"},
 		{"qemu", "", "<memballoon model='virtio-transitional'/>", "<memballoon model>"},
 		{"qemu", "", "<audio id='1' type='pulseaudio'/>", "<audio type>"},
 		{"qemu", "<os><type machine='q35'>hvm</type></os>", "<disk type='file'><source file='/x'/><target dev='hda' bus='ide'/></disk>", "IDE controllers"},
@@ -332,5 +341,42 @@ func TestEmptyBackingStore(t *testing.T) {
 		if got := EmptyBackingStore(d.Devices.Disks[0].BackingStore); got != want {
 			t.Errorf("EmptyBackingStore(%s) = %v", xml, got)
 		}
+	}
+}
+
+// Drive addresses a controller cannot have are refused before defaults
+// would add a controller for each index up to them.
+func TestDriveAddressLimits(t *testing.T) {
+	for _, c := range []struct{ name, disk string }{
+		{"explicit controller", `<disk type='file' device='disk'><source file='/tmp/a.img'/><target dev='hda' bus='ide'/><address type='drive' controller='4000000' bus='0' target='0' unit='0'/></disk>`},
+		{"ide unit", `<disk type='file' device='disk'><source file='/tmp/a.img'/><target dev='hda' bus='ide'/><address type='drive' unit='2'/></disk>`},
+		{"name far past the controllers", `<disk type='file' device='disk'><source file='/tmp/a.img'/><target dev='hdcide' bus='ide'/></disk>`},
+		{"long name", `<disk type='file' device='disk'><source file='/tmp/a.img'/><target dev='sdzzzzzzzzzzzzzzzzzzzzzz' bus='sata'/></disk>`},
+		{"virtio with a drive address", `<disk type='file' device='disk'><source file='/tmp/a.img'/><target dev='vda' bus='virtio'/><address type='drive' unit='0'/></disk>`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := Parse(`<domain type='qemu'><name>x</name><memory>65536</memory><os><type arch='x86_64' machine='pc'>hvm</type></os><devices>` + c.disk + `</devices></domain>`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Validate(d, fakeHost{})
+			if !compat.Is(err, libvirt.ErrConfigUnsupported) {
+				t.Fatalf("Validate: %v, want VIR_ERR_CONFIG_UNSUPPORTED", err)
+			}
+		})
+	}
+	// Left-out attributes are 0, and are written.
+	d, err := Parse(`<domain type='qemu'><name>x</name><memory>65536</memory><os><type arch='x86_64' machine='pc'>hvm</type></os><devices><disk type='file' device='disk'><source file='/tmp/a.img'/><target dev='hdb' bus='ide'/><address type='drive' unit='1'/></disk></devices></domain>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(d, fakeHost{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyDefaults(d, fakeHost{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := Format(d, FormatOptions{Inactive: true}); !strings.Contains(out, `<address type='drive' controller='0' bus='0' target='0' unit='1'/>`) {
+		t.Errorf("drive address not completed:\n%s", out)
 	}
 }

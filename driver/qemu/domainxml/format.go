@@ -2,7 +2,9 @@ package domainxml
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"libvirt.org/go/libvirtxml"
 
@@ -20,6 +22,15 @@ type FormatOptions struct {
 	// (VIR_DOMAIN_XML_MIGRATABLE): devices libvirt adds implicitly are left
 	// out so that older libvirt versions accept the XML.
 	Migratable bool
+	// ChannelDir is the directory libvirt creates unix channel sockets
+	// in (domainxml.Runtime.ChannelDir's parent); with Migratable, paths
+	// under it are left out.
+	ChannelDir string
+	// ConfigListen are the listen addresses qemu.conf gave displays that
+	// had none (vnc_listen, spice_listen); with Migratable they are left
+	// out, as libvirt leaves out listens marked fromConfig, so that the
+	// destination applies its own.
+	ConfigListen []string
 	// Live describes the running domain; nil for a domain that is not
 	// running. Ignored when Inactive is set.
 	Live *LiveInfo
@@ -44,6 +55,8 @@ var attrOrder = map[string][]string{
 	"video/model": {"type", "ram", "vram", "vram64", "vgamem", "heads", "primary"},
 	"domain/cpu":  {"mode", "match", "check", "migratable"},
 	"graphics":    {"type", "port", "autoport", "websocket", "listen"},
+	"redirdev":    {"bus", "type"},
+	"controller":  {"type", "index", "model", "ports"},
 }
 
 // chardevChildren is virDomainChrDefFormat's order: the log comes right
@@ -51,6 +64,8 @@ var attrOrder = map[string][]string{
 var chardevChildren = []string{"source", "protocol", "log", "target", "alias", "address"}
 
 var childOrder = map[string][]string{
+	// virDomainFeature's order, not libvirtxml's field order.
+	"domain/features": {"acpi", "apic", "pae", "hap", "viridian", "privnet", "hyperv", "kvm", "pvspinlock", "capabilities", "pmu", "vmport", "gic", "smm", "ioapic"},
 	"devices/serial":  chardevChildren,
 	"devices/console": chardevChildren,
 }
@@ -111,10 +126,36 @@ func Format(d *libvirtxml.Domain, opts FormatOptions) (string, error) {
 			}
 		}
 	}
+	if c.Devices != nil {
+		for i := range c.Devices.Channels {
+			ch := &c.Devices.Channels[i]
+			u := ch.Source.UNIX
+			if u == nil {
+				continue
+			}
+			// qemuDomainChrDefDropDefaultPath: the path libvirt chose in
+			// its channel directory is not part of the migratable XML;
+			// the destination picks its own.
+			if opts.Migratable && opts.ChannelDir != "" && strings.HasPrefix(u.Path, opts.ChannelDir+"/") {
+				u.Path = ""
+			}
+			// A bind socket whose path libvirt picks at start prints no
+			// <source> (virDomainChrSourceDefFormat).
+			if u.Path == "" {
+				u.Mode = ""
+			}
+		}
+	}
+	if opts.Migratable && c.Devices != nil {
+		for i := range c.Devices.Graphics {
+			dropConfigListen(&c.Devices.Graphics[i], opts.ConfigListen)
+		}
+	}
 	raw, err := c.Marshal()
 	if err != nil {
 		return "", fmt.Errorf("formatting domain %q: %w", d.Name, err)
 	}
+	raw = strings.ReplaceAll(raw, "<source></source>", "")
 	return xmlfmt.ReformatWith(raw, xmlfmt.Options{AttrOrder: attrOrder, ChildOrder: childOrder, AttrValue: attrValue})
 }
 
@@ -139,6 +180,21 @@ func StripLive(d *libvirtxml.Domain) {
 			s.Pty.Path = ""
 		}
 		d.Devices.Consoles[i].TTY = ""
+	}
+	for i := range d.Devices.Channels {
+		if t := d.Devices.Channels[i].Target; t != nil && t.VirtIO != nil {
+			t.VirtIO.State = ""
+		}
+	}
+	// An autoport display's port is chosen at each start.
+	for i := range d.Devices.Graphics {
+		g := &d.Devices.Graphics[i]
+		if g.VNC != nil && g.VNC.AutoPort == "yes" {
+			g.VNC.Port = -1
+		}
+		if g.Spice != nil && g.Spice.AutoPort == "yes" {
+			g.Spice.Port, g.Spice.TLSPort = 0, 0
+		}
 	}
 }
 
@@ -169,6 +225,24 @@ func stripAliases(dv *libvirtxml.DomainDeviceList) {
 	}
 	if dv.MemBalloon != nil {
 		dv.MemBalloon.Alias = nil
+	}
+	for i := range dv.Channels {
+		dv.Channels[i].Alias = nil
+	}
+	for i := range dv.Sounds {
+		dv.Sounds[i].Alias = nil
+	}
+	for i := range dv.RedirDevs {
+		dv.RedirDevs[i].Alias = nil
+	}
+	for i := range dv.Watchdogs {
+		dv.Watchdogs[i].Alias = nil
+	}
+	for i := range dv.RNGs {
+		dv.RNGs[i].Alias = nil
+	}
+	for i := range dv.Panics {
+		dv.Panics[i].Alias = nil
 	}
 }
 
@@ -238,4 +312,26 @@ func copyDomain(d *libvirtxml.Domain) (*libvirtxml.Domain, error) {
 		return nil, fmt.Errorf("copying domain %q: %w", d.Name, err)
 	}
 	return c, nil
+}
+
+func dropConfigListen(g *libvirtxml.DomainGraphic, config []string) {
+	var listen *string
+	var listeners []libvirtxml.DomainGraphicListener
+	switch {
+	case g.VNC != nil:
+		listen, listeners = &g.VNC.Listen, g.VNC.Listeners
+	case g.Spice != nil:
+		listen, listeners = &g.Spice.Listen, g.Spice.Listeners
+	default:
+		return
+	}
+	if !slices.Contains(config, *listen) {
+		return
+	}
+	*listen = ""
+	for i := range listeners {
+		if a := listeners[i].Address; a != nil && slices.Contains(config, a.Address) {
+			a.Address = ""
+		}
+	}
 }

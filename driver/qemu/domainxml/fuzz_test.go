@@ -11,6 +11,9 @@ import (
 // input, each step returns an error or a result; none panics.
 func FuzzDomainXML(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.xml")
+	// The definitions real tools wrote, as a real libvirtd kept them.
+	captured, _ := filepath.Glob("../qemucmd/testdata/libvirtd/*.xml")
+	files = append(files, captured...)
 	for _, p := range files {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(string(b))

@@ -2,7 +2,6 @@ package domainxml
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"slices"
 
@@ -30,10 +29,7 @@ var absentRules = []struct {
 	{"<maxMemory>", func(d *libvirtxml.Domain) bool { return d.MaximumMemory != nil }},
 	{"<blkiotune>", func(d *libvirtxml.Domain) bool { return d.BlockIOTune != nil }},
 	{"<memtune>", func(d *libvirtxml.Domain) bool { return d.MemoryTune != nil }},
-	{"<memoryBacking>", func(d *libvirtxml.Domain) bool { return d.MemoryBacking != nil }},
 	{"<vcpus>", func(d *libvirtxml.Domain) bool { return d.VCPUs != nil }},
-	{"<iothreads>", func(d *libvirtxml.Domain) bool { return d.IOThreads != 0 || d.IOThreadIDs != nil }},
-	{"<cputune>", func(d *libvirtxml.Domain) bool { return d.CPUTune != nil }},
 	{"<numatune>", func(d *libvirtxml.Domain) bool { return d.NUMATune != nil }},
 	// A resource partition is only a cgroup placement, which libvirt's
 	// migratable XML carries (<partition>/machine</partition>): accepted,
@@ -61,17 +57,11 @@ var absentRules = []struct {
 	{"<devices><filesystem>", func(d *libvirtxml.Domain) bool { return dev(d).Filesystems != nil }},
 	{"<devices><smartcard>", func(d *libvirtxml.Domain) bool { return dev(d).Smartcards != nil }},
 	{"<devices><parallel>", func(d *libvirtxml.Domain) bool { return dev(d).Parallels != nil }},
-	{"<devices><channel>", func(d *libvirtxml.Domain) bool { return dev(d).Channels != nil }},
 	{"<devices><tpm>", func(d *libvirtxml.Domain) bool { return dev(d).TPMs != nil }},
-	{"<devices><sound>", func(d *libvirtxml.Domain) bool { return dev(d).Sounds != nil }},
 	{"<devices><hostdev>", func(d *libvirtxml.Domain) bool { return dev(d).Hostdevs != nil }},
-	{"<devices><redirdev>", func(d *libvirtxml.Domain) bool { return dev(d).RedirDevs != nil }},
 	{"<devices><redirfilter>", func(d *libvirtxml.Domain) bool { return dev(d).RedirFilters != nil }},
 	{"<devices><hub>", func(d *libvirtxml.Domain) bool { return dev(d).Hubs != nil }},
-	{"<devices><watchdog>", func(d *libvirtxml.Domain) bool { return dev(d).Watchdogs != nil }},
-	{"<devices><rng>", func(d *libvirtxml.Domain) bool { return dev(d).RNGs != nil }},
 	{"<devices><nvram>", func(d *libvirtxml.Domain) bool { return dev(d).NVRAM != nil }},
-	{"<devices><panic>", func(d *libvirtxml.Domain) bool { return dev(d).Panics != nil }},
 	{"<devices><shmem>", func(d *libvirtxml.Domain) bool { return dev(d).Shmems != nil }},
 	{"<devices><memory>", func(d *libvirtxml.Domain) bool { return dev(d).Memorydevs != nil }},
 	{"<devices><iommu>", func(d *libvirtxml.Domain) bool { return dev(d).IOMMU != nil || dev(d).IOMMUs != nil }},
@@ -96,15 +86,15 @@ var (
 	allowedLifecycle     = []string{"", "destroy", "restart"}
 	allowedClockOffset   = []string{"", "utc", "localtime"}
 	allowedCPUMode       = []string{"", "custom", "host-model", "host-passthrough", "maximum"}
-	allowedDiskDevice    = []string{"", "disk", "cdrom"}
+	allowedDiskDevice    = []string{"", "disk", "cdrom", "floppy"}
 	allowedDiskFormat    = []string{"", "raw", "qcow2"}
-	allowedDiskBus       = []string{"virtio", "ide", "sata"}
-	allowedUSBModel      = []string{"", "piix3-uhci", "qemu-xhci", "none"}
+	allowedDiskBus       = []string{"virtio", "ide", "sata", "fdc"}
+	allowedUSBModel      = []string{"", "piix3-uhci", "qemu-xhci", "nec-xhci", "ich9-ehci1", "ich9-uhci1", "ich9-uhci2", "ich9-uhci3", "none"}
 	allowedPCIModel      = []string{"pci-root", "pcie-root", "pcie-root-port"}
-	allowedNetModel      = []string{"", "virtio", "e1000", "rtl8139"}
+	allowedNetModel      = []string{"", "virtio", "e1000", "e1000e", "rtl8139"}
 	allowedInputType     = []string{"mouse", "keyboard", "tablet"}
 	allowedInputBus      = []string{"", "ps2", "usb"}
-	allowedVideoModel    = []string{"", "vga", "cirrus", "virtio", "none"}
+	allowedVideoModel    = []string{"", "vga", "cirrus", "virtio", "qxl", "none"}
 	allowedBalloonModel  = []string{"virtio", "none"}
 	allowedSecLabelModel = []string{"", "dac", "none"}
 )
@@ -219,8 +209,8 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 	}
 	q35 := isQ35(machineOf(d, host))
 	for _, disk := range dv.Disks {
-		if disk.Source != nil && (disk.Source.Block != nil || disk.Source.Network != nil || disk.Source.Volume != nil || disk.Source.Dir != nil || disk.Source.NVME != nil || disk.Source.VHostUser != nil) {
-			return unsupported("<disk type> other than 'file' is not supported by govirtd")
+		if disk.Source != nil && (disk.Source.Network != nil || disk.Source.Volume != nil || disk.Source.Dir != nil || disk.Source.NVME != nil || disk.Source.VHostUser != nil) {
+			return unsupported("<disk type> other than 'file' and 'block' is not supported by govirtd")
 		}
 		if err := checkEnum("<disk device>", disk.Device, allowedDiskDevice); err != nil {
 			return err
@@ -242,6 +232,18 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 			if err := checkEnum("<disk><driver type>", disk.Driver.Type, allowedDiskFormat); err != nil {
 				return err
 			}
+			if err := validateDiskDriver(d, &disk); err != nil {
+				return err
+			}
+		}
+		if err := validateDriveAddress(&disk, bus); err != nil {
+			return err
+		}
+		if (disk.Device == "floppy") != (bus == "fdc") {
+			return unsupported("disk %s: floppy disks need bus 'fdc', and bus 'fdc' holds only floppies", disk.Target.Dev)
+		}
+		if bus == "fdc" && q35 {
+			return unsupported("disk %s: q35 machines have no floppy controller", disk.Target.Dev)
 		}
 		// An empty <backingStore/> only says the image has no backing file:
 		// libvirt writes it in the live XML of every qcow2 disk it probed,
@@ -268,13 +270,16 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 			if q35 {
 				err = unsupported("IDE controllers are unsupported for this QEMU binary or machine type")
 			}
-		case "sata", "virtio-serial":
+		case "sata", "virtio-serial", "fdc":
 		default:
 			err = unsupported("<controller type> '%s' is not supported by govirtd", c.Type)
 		}
 		if err != nil {
 			return err
 		}
+	}
+	if err := validateUSBUse(dv); err != nil {
+		return err
 	}
 	for _, n := range dv.Interfaces {
 		if n.Source == nil || n.Source.User == nil {
@@ -289,8 +294,8 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 		}
 		// Conventional PCI NICs on q35 need a pcie-to-pci-bridge, which
 		// govirtd does not create.
-		if q35 && model != "virtio" {
-			return unsupported("<interface><model type> '%s' on q35 is not supported by govirtd (use 'virtio')", model)
+		if q35 && model != "virtio" && model != "e1000e" {
+			return unsupported("<interface><model type> '%s' on q35 is not supported by govirtd (use 'virtio' or 'e1000e')", model)
 		}
 	}
 	for _, s := range dv.Serials {
@@ -317,24 +322,9 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 			return err
 		}
 	}
-	for _, g := range dv.Graphics {
-		if g.VNC == nil {
-			return unsupported("<graphics type> other than 'vnc' is not supported by govirtd")
-		}
-		if g.VNC.Socket != "" {
-			return unsupported("<graphics type='vnc' socket> is not supported by govirtd")
-		}
-		addrs := []string{g.VNC.Listen}
-		for _, l := range g.VNC.Listeners {
-			if l.Address == nil {
-				return unsupported("<graphics><listen type> other than 'address' is not supported by govirtd")
-			}
-			addrs = append(addrs, l.Address.Address)
-		}
-		for _, a := range addrs {
-			if ip := net.ParseIP(a); a != "" && (ip == nil || !ip.IsLoopback()) {
-				return unsupported("<graphics> listen address '%s' is not a loopback address", a)
-			}
+	for i := range dv.Graphics {
+		if err := validateGraphics(&dv.Graphics[i]); err != nil {
+			return err
 		}
 	}
 	for _, v := range dv.Videos {
@@ -348,11 +338,11 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 		}
 	}
 	for _, a := range dv.Audios {
-		if a.None == nil {
-			return unsupported("<audio type> other than 'none' is not supported by govirtd")
+		if a.None == nil && a.SPICE == nil {
+			return unsupported("<audio type> other than 'none' and 'spice' is not supported by govirtd")
 		}
 	}
-	return nil
+	return validateOtherDevices(d, q35)
 }
 
 func checkChardev(el string, src *libvirtxml.DomainChardevSource) error {
@@ -380,6 +370,8 @@ func diskBus(disk *libvirtxml.DomainDisk) string {
 		return "scsi"
 	case "vd":
 		return "virtio"
+	case "fd":
+		return "fdc"
 	}
 	return fmt.Sprintf("unknown (%s)", disk.Target.Dev)
 }

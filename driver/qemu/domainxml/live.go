@@ -1,0 +1,146 @@
+package domainxml
+
+import (
+	"fmt"
+	"path/filepath"
+
+	libvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/govirtd/govirtd/compat"
+)
+
+// Runtime holds what the driver decides when a domain starts and libvirt
+// records in the live definition.
+type Runtime struct {
+	// ChannelDir is where unix channels without a path get their socket
+	// (libvirt: /var/lib/libvirt/qemu/channel/target/domain-ID-NAME).
+	ChannelDir string
+	// VNCListen and SpiceListen are qemu.conf's vnc_listen and
+	// spice_listen; "" means libvirt's default, 127.0.0.1.
+	VNCListen, SpiceListen string
+	// BackingFile reads the backing file name of a qcow2 image
+	// (QCOW2BackingFile); nil skips the check.
+	BackingFile func(path string) (string, error)
+}
+
+// PortReserver hands out display ports (qemu.conf's
+// remote_display_port_min..max, libvirt's remotePorts allocator).
+type PortReserver interface {
+	Reserve(what string) (int, error)
+}
+
+// PrepareLive fills in, in a copy of the persistent definition about to
+// start, what qemuProcessPrepareDomain and qemuProcessPrepareHost decide:
+// display ports for autoport graphics, the listen address, and the socket
+// paths of unix channels. It runs after AssignAliases and before the
+// command line is built.
+func PrepareLive(d *libvirtxml.Domain, rt Runtime, ports PortReserver) error {
+	if d.Devices == nil {
+		return nil
+	}
+	dv := d.Devices
+	for i := range dv.Disks {
+		if err := prepareChain(&dv.Disks[i], rt); err != nil {
+			return err
+		}
+	}
+	for i := range dv.Graphics {
+		if err := prepareGraphics(&dv.Graphics[i], rt, ports); err != nil {
+			return err
+		}
+	}
+	for i := range dv.Channels {
+		ch := &dv.Channels[i]
+		// virtio ports report whether the guest opened them; until the
+		// guest says so (VSERPORT_CHANGE), libvirt shows disconnected.
+		if ch.Target != nil && ch.Target.VirtIO != nil && ch.Target.VirtIO.State == "" {
+			ch.Target.VirtIO.State = "disconnected"
+		}
+		if ch.Source == nil || ch.Source.UNIX == nil || ch.Source.UNIX.Path != "" {
+			continue
+		}
+		// qemuDomainPrepareChannel: a virtio channel without a path gets
+		// one named after its target in the domain's channel directory.
+		if ch.Target == nil || ch.Target.VirtIO == nil || ch.Target.VirtIO.Name == "" {
+			return unsupported("channel %d: a unix socket without a path needs a virtio target name", i)
+		}
+		if rt.ChannelDir == "" {
+			return fmt.Errorf("channel %d: no channel directory", i)
+		}
+		ch.Source.UNIX.Path = filepath.Join(rt.ChannelDir, ch.Target.VirtIO.Name)
+		if ch.Source.UNIX.Mode == "" {
+			ch.Source.UNIX.Mode = "bind"
+		}
+	}
+	return nil
+}
+
+func listenOr(configured string) string {
+	if configured == "" {
+		return "127.0.0.1"
+	}
+	return configured
+}
+
+// prepareGraphics follows qemuProcessGraphicsReservePorts,
+// qemuProcessVNCAllocatePorts/qemuProcessSPICEAllocatePorts and
+// qemuProcessGraphicsSetupListen: an autoport display takes the next free
+// port, and an address listen without an address takes qemu.conf's.
+func prepareGraphics(g *libvirtxml.DomainGraphic, rt Runtime, ports PortReserver) error {
+	var port *int
+	var autoport string
+	var listen *string
+	var listeners []libvirtxml.DomainGraphicListener
+	def := ""
+	switch {
+	case g.VNC != nil:
+		port, autoport, listen, listeners, def = &g.VNC.Port, g.VNC.AutoPort, &g.VNC.Listen, g.VNC.Listeners, listenOr(rt.VNCListen)
+		if g.VNC.Socket != "" {
+			return nil
+		}
+	case g.Spice != nil:
+		port, autoport, listen, listeners, def = &g.Spice.Port, g.Spice.AutoPort, &g.Spice.Listen, g.Spice.Listeners, listenOr(rt.SpiceListen)
+	default:
+		return nil
+	}
+	if autoport == "yes" || *port <= 0 {
+		p, err := ports.Reserve("display")
+		if err != nil {
+			return err
+		}
+		*port = p
+	}
+	for i := range listeners {
+		if a := listeners[i].Address; a != nil && a.Address == "" {
+			a.Address = def
+		}
+	}
+	if *listen == "" {
+		*listen = def
+		if len(listeners) > 0 && listeners[0].Address != nil {
+			*listen = listeners[0].Address.Address
+		}
+	}
+	return nil
+}
+
+// prepareChain records, as libvirt's chain detection does, that a qcow2
+// image has no backing file (an empty <backingStore/>, which also tells
+// QEMU not to look for one), and refuses an image that has one: govirtd
+// does not run backing chains.
+func prepareChain(disk *libvirtxml.DomainDisk, rt Runtime) error {
+	if rt.BackingFile == nil || disk.Driver == nil || disk.Driver.Type != "qcow2" ||
+		disk.Source == nil || disk.Source.File == nil || disk.Source.File.File == "" || !EmptyBackingStore(disk.BackingStore) {
+		return nil
+	}
+	backing, err := rt.BackingFile(disk.Source.File.File)
+	if err != nil {
+		return compat.Errorf(libvirt.ErrInternalError, compat.FromQEMU, "disk %s: %v", disk.Target.Dev, err)
+	}
+	if backing != "" {
+		return unsupported("disk %s: image '%s' has backing file '%s': backing chains are not supported by govirtd", disk.Target.Dev, disk.Source.File.File, backing)
+	}
+	disk.BackingStore = &libvirtxml.DomainDiskBackingStore{}
+	return nil
+}
