@@ -3,7 +3,6 @@ package qemucmd
 import (
 	"fmt"
 	"net"
-	"strings"
 
 	"libvirt.org/go/libvirtxml"
 
@@ -133,32 +132,21 @@ func (b *builder) controller(c *libvirtxml.DomainController) error {
 		}
 		return unsupported("%s: model '%s'", what, c.Model)
 	case "usb":
-		var driver string
-		switch c.Model {
-		case "none":
-			return nil
-		case "piix3-uhci":
-			driver = "piix3-usb-uhci"
-		case "qemu-xhci":
-			driver = "qemu-xhci"
-		default:
-			return unsupported("%s: model '%s'", what, c.Model)
+		return b.usbController(c, what)
+	case "virtio-serial":
+		if c.VirtIOSerial != nil && (c.VirtIOSerial.Ports != nil || c.VirtIOSerial.Vectors != nil) {
+			return unsupported("%s: ports/vectors", what)
 		}
-		if c.USB != nil && c.USB.Master != nil {
-			return unsupported("%s: companion controllers", what)
-		}
-		p := newProps().add("driver", driver)
-		if driver == "qemu-xhci" && c.USB != nil && c.USB.Port != nil {
-			p.add("p2", *c.USB.Port).add("p3", *c.USB.Port)
-		} else if c.USB != nil && c.USB.Port != nil {
-			return unsupported("%s: ports", what)
-		}
-		p.add("id", alias(c.Alias))
+		p := newProps().add("driver", "virtio-serial-pci").add("id", alias(c.Alias))
 		if err := b.addPCI(p, c.Address, what); err != nil {
 			return err
 		}
 		b.device(p)
 		return nil
+	case "fdc":
+		if idx == 0 && !b.q35 {
+			return nil // the ISA floppy controller of the i440fx machine
+		}
 	case "ide":
 		if idx == 0 && !b.q35 {
 			return nil // PIIX3 IDE is part of the i440fx machine
@@ -167,6 +155,12 @@ func (b *builder) controller(c *libvirtxml.DomainController) error {
 		if idx == 0 && b.q35 {
 			return nil // ICH9 AHCI is part of the q35 machine
 		}
+		p := newProps().add("driver", "ahci").add("id", alias(c.Alias))
+		if err := b.addPCI(p, c.Address, what); err != nil {
+			return err
+		}
+		b.device(p)
+		return nil
 	}
 	return unsupported("%s (model '%s')", what, c.Model)
 }
@@ -241,7 +235,7 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 	if device == "" {
 		device = "disk"
 	}
-	if device != "disk" && device != "cdrom" {
+	if device != "disk" && device != "cdrom" && device != "floppy" {
 		return unsupported("%s: device '%s'", what, device)
 	}
 	switch {
@@ -267,13 +261,16 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 		default:
 			return unsupported("%s: format '%s'", what, drv.Type)
 		}
-		if drv.Cache != "" || drv.ErrorPolicy != "" || drv.RErrorPolicy != "" || drv.IO != "" ||
-			drv.IOEventFD != "" || drv.EventIDX != "" || drv.CopyOnRead != "" || drv.Discard != "" ||
-			drv.DiscardNoUnref != "" || drv.IOThread != nil || drv.IOThreads != nil || drv.DetectZeros != "" ||
+		if drv.IOEventFD != "" || drv.EventIDX != "" || drv.CopyOnRead != "" ||
+			drv.DiscardNoUnref != "" || drv.IOThreads != nil ||
 			drv.Queues != nil || drv.QueueSize != nil || drv.IOMMU != "" || drv.ATS != "" ||
 			drv.Packed != "" || drv.PagePerVQ != "" || drv.MetadataCache != nil || drv.Statistics != nil {
-			return unsupported("%s: <driver> tuning attributes", what)
+			return unsupported("%s: <driver> attributes other than cache, io, discard, detect_zeroes, error policies and iothread", what)
 		}
+	}
+	tune, err := diskTuningOf(disk.Driver, what)
+	if err != nil {
+		return err
 	}
 	// The storage node: libvirt lets QEMU open the image read-only when it
 	// can and passes discard requests through.
@@ -287,25 +284,30 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 		switch {
 		case src.File != nil && src.File.File != "":
 			driver := "file"
-			storage = newProps().add("driver", driver).add("filename", src.File.File)
+			storage = newProps().add("driver", driver).add("filename", src.File.File).addIf(tune.aio != "", "aio", tune.aio)
 		case src.Block != nil && src.Block.Dev != "":
 			driver := "host_device"
 			if device == "cdrom" && isCDROM(src.Block.Dev) {
 				driver = "host_cdrom"
 			}
-			storage = newProps().add("driver", driver).add("filename", src.Block.Dev)
+			storage = newProps().add("driver", driver).add("filename", src.Block.Dev).addIf(tune.aio != "", "aio", tune.aio)
 		}
 	}
-	if storage == nil && device != "cdrom" {
+	if storage == nil && device == "disk" {
 		return unsupported("%s has no source", what)
 	}
 	readOnly := device == "cdrom" || disk.ReadOnly != nil
 	nodeStorage := fmt.Sprintf("libvirt-%d-storage", nodeIndex)
 	nodeFormat := fmt.Sprintf("libvirt-%d-format", nodeIndex)
 	if storage != nil {
-		storage.add("node-name", nodeStorage).add("auto-read-only", true).add("discard", "unmap")
+		storage.add("node-name", nodeStorage)
+		tune.addCache(storage)
+		storage.add("auto-read-only", true).add("discard", "unmap")
 		fmtp := newProps().add("node-name", nodeFormat).add("read-only", readOnly).
-			add("driver", format).add("file", nodeStorage)
+			addIf(tune.discard != "", "discard", tune.discard).
+			addIf(tune.detectZeroes != "", "detect-zeroes", tune.detectZeroes)
+		tune.addCache(fmtp)
+		fmtp.add("driver", format).add("file", nodeStorage)
 		if bs := disk.BackingStore; bs != nil {
 			if !domainxml.EmptyBackingStore(bs) {
 				return unsupported("%s: backing chains", what)
@@ -327,7 +329,7 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 		if device != "disk" {
 			return unsupported("%s: virtio %s", what, device)
 		}
-		p = newProps().add("driver", "virtio-blk-pci")
+		p = newProps().add("driver", "virtio-blk-pci").addIf(tune.iothread != "", "iothread", tune.iothread)
 		if err := b.addPCI(p, disk.Address, what); err != nil {
 			return err
 		}
@@ -355,16 +357,126 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 			// port (bus) number.
 			p.add("bus", fmt.Sprintf("%s.%d", ctrl, uval(a.Unit)))
 		}
+	case "fdc":
+		if b.q35 {
+			return unsupported("%s: floppy on a q35 machine", what)
+		}
+		if disk.Address == nil || disk.Address.Drive == nil {
+			return unsupported("%s has no drive address", what)
+		}
+		p = newProps().add("driver", "floppy").add("unit", uval(disk.Address.Drive.Unit))
 	default:
 		return unsupported("%s: bus '%s'", what, bus)
+	}
+	if tune.iothread != "" && bus != "virtio" {
+		return unsupported("%s: iothread on bus '%s'", what, bus)
 	}
 	if storage != nil {
 		p.add("drive", nodeFormat)
 	}
 	p.add("id", id)
 	p.addIf(bootIndex > 0, "bootindex", bootIndex)
+	p.addIf(tune.writeCache != "", "write-cache", tune.writeCache)
+	p.addIf(tune.werror != "", "werror", tune.werror)
+	p.addIf(tune.rerror != "", "rerror", tune.rerror)
 	b.device(p)
 	return nil
+}
+
+// diskTuning is what a disk's <driver> attributes turn into on the
+// command line (qemuBuildDriveDevCacheStr, qemuBlockStorageSourceGetBlockdevProps
+// and qemuBuildDiskDeviceProps in libvirt 9.0).
+type diskTuning struct {
+	aio          string
+	cacheDirect  *bool
+	noFlush      bool
+	writeCache   string
+	discard      string
+	detectZeroes string
+	werror       string
+	rerror       string
+	iothread     string
+}
+
+// addCache adds the blockdev cache object when the disk sets a cache mode.
+func (t diskTuning) addCache(p *props) {
+	if t.cacheDirect != nil {
+		p.add("cache", newProps().add("direct", *t.cacheDirect).add("no-flush", t.noFlush))
+	}
+}
+
+func diskTuningOf(drv *libvirtxml.DomainDiskDriver, what string) (diskTuning, error) {
+	var t diskTuning
+	if drv == nil {
+		return t, nil
+	}
+	direct := func(v bool) *bool { return &v }
+	// virDomainDiskCacheModeToQEMU: O_DIRECT, the guest-visible write
+	// cache and flushes for each mode.
+	switch drv.Cache {
+	case "", "default":
+	case "none":
+		t.cacheDirect, t.writeCache = direct(true), "on"
+	case "writethrough":
+		t.cacheDirect, t.writeCache = direct(false), "off"
+	case "writeback":
+		t.cacheDirect, t.writeCache = direct(false), "on"
+	case "directsync":
+		t.cacheDirect, t.writeCache = direct(true), "off"
+	case "unsafe":
+		t.cacheDirect, t.writeCache, t.noFlush = direct(false), "on", true
+	default:
+		return t, unsupported("%s: cache mode '%s'", what, drv.Cache)
+	}
+	switch drv.IO {
+	case "", "native", "threads", "io_uring":
+		t.aio = drv.IO
+	default:
+		return t, unsupported("%s: io mode '%s'", what, drv.IO)
+	}
+	switch drv.Discard {
+	case "", "ignore":
+	case "unmap":
+		t.discard = "unmap"
+	default:
+		return t, unsupported("%s: discard '%s'", what, drv.Discard)
+	}
+	switch drv.DetectZeros {
+	case "", "off":
+	case "on":
+		t.detectZeroes = "on"
+	case "unmap":
+		// Unmapping zeroes needs discard; libvirt downgrades to "on".
+		t.detectZeroes = "on"
+		if t.discard == "unmap" {
+			t.detectZeroes = "unmap"
+		}
+	default:
+		return t, unsupported("%s: detect_zeroes '%s'", what, drv.DetectZeros)
+	}
+	// The read error policy follows the write one unless given, except
+	// enospace, which only concerns writes.
+	switch drv.ErrorPolicy {
+	case "":
+	case "stop", "report", "ignore", "enospace":
+		t.werror = drv.ErrorPolicy
+		if drv.ErrorPolicy != "enospace" {
+			t.rerror = drv.ErrorPolicy
+		}
+	default:
+		return t, unsupported("%s: error_policy '%s'", what, drv.ErrorPolicy)
+	}
+	switch drv.RErrorPolicy {
+	case "":
+	case "stop", "report", "ignore":
+		t.rerror = drv.RErrorPolicy
+	default:
+		return t, unsupported("%s: rerror_policy '%s'", what, drv.RErrorPolicy)
+	}
+	if drv.IOThread != nil {
+		t.iothread = fmt.Sprintf("iothread%d", *drv.IOThread)
+	}
+	return t, nil
 }
 
 func (b *builder) controllerAlias(typ string, idx uint) (string, error) {
@@ -548,139 +660,6 @@ func (b *builder) addUSB(p *props, addr *libvirtxml.DomainAddress, what string) 
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	p.add("bus", ctrl+".0").add("port", addr.USB.Port)
-	return nil
-}
-
-// audioIDs returns the audio backends to create. libvirt 9.0 adds
-// <audio id='1' type='none'/> at define time when the definition has none;
-// the migratable XML omits it again, so it is supplied here too.
-func (b *builder) audioIDs() ([]int, error) {
-	d := b.dom.Devices
-	if len(d.Audios) == 0 {
-		return []int{1}, nil
-	}
-	var ids []int
-	for _, a := range d.Audios {
-		if a.None == nil || a.TimerPeriod != 0 || a.None.Input != nil || a.None.Output != nil {
-			return nil, unsupported("audio %d: only type 'none' without settings is supported", a.ID)
-		}
-		ids = append(ids, a.ID)
-	}
-	return ids, nil
-}
-
-func (b *builder) audio() error {
-	ids, err := b.audioIDs()
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		b.arg("-audiodev", newProps().add("id", fmt.Sprintf("audio%d", id)).add("driver", "none").String())
-	}
-	return nil
-}
-
-func (b *builder) graphics() error {
-	g := b.dom.Devices.Graphics
-	if len(g) == 0 {
-		return nil
-	}
-	if len(g) > 1 || g[0].VNC == nil {
-		return unsupported("graphics other than a single VNC display")
-	}
-	v := g[0].VNC
-	if v.Socket != "" || v.WebSocket != 0 || v.Keymap != "" || v.SharePolicy != "" || v.Passwd != "" ||
-		v.PowerControl != "" || v.Wait != "" {
-		return unsupported("VNC socket/websocket/keymap/sharePolicy/passwd settings")
-	}
-	if v.Port < 5900 {
-		// With autoport libvirt picks the port at start and records it in
-		// the live definition; the caller must do the same.
-		return unsupported("VNC display without an allocated port (port %d)", v.Port)
-	}
-	listen := v.Listen
-	for _, l := range v.Listeners {
-		switch {
-		case l.Address != nil:
-			if listen == "" {
-				listen = l.Address.Address
-			}
-		default:
-			return unsupported("VNC listen type other than address")
-		}
-	}
-	if listen == "" {
-		listen = "127.0.0.1" // libvirt's default vnc_listen
-	}
-	if strings.Contains(listen, ":") {
-		listen = "[" + listen + "]"
-	}
-	opt := fmt.Sprintf("%s:%d", listen, v.Port-5900)
-	ids, err := b.audioIDs()
-	if err != nil {
-		return err
-	}
-	audio := ids[0]
-	if g[0].Audio != nil && g[0].Audio.ID != 0 {
-		audio = int(g[0].Audio.ID)
-	}
-	opt += fmt.Sprintf(",audiodev=audio%d", audio)
-	b.arg("-vnc", opt)
-	return nil
-}
-
-func (b *builder) videos() error {
-	for i := range b.dom.Devices.Videos {
-		v := &b.dom.Devices.Videos[i]
-		id := alias(v.Alias)
-		m := v.Model
-		if v.Driver != nil || m.Accel != nil || m.Resolution != nil || m.Heads > 1 || m.Blob != "" || m.EDID != "" {
-			return unsupported("video '%s': driver/acceleration/resolution/heads settings", id)
-		}
-		if i > 0 {
-			return unsupported("video '%s': secondary video devices", id)
-		}
-		p := newProps()
-		switch m.Type {
-		case "none":
-			continue
-		case "vga":
-			p.add("driver", "VGA").add("id", id)
-			if m.VRam > 0 {
-				p.add("vgamem_mb", m.VRam/1024)
-			}
-		case "cirrus":
-			p.add("driver", "cirrus-vga").add("id", id)
-		default:
-			return unsupported("video '%s': model '%s'", id, m.Type)
-		}
-		if err := b.addPCI(p, v.Address, "video '"+id+"'"); err != nil {
-			return err
-		}
-		b.device(p)
-	}
-	return nil
-}
-
-// watchdogs covers the ICH9 TCO watchdog of q35 machines, which is part of
-// the machine: libvirt only switches its reboot strap and sets the action.
-func (b *builder) watchdogs() error {
-	for _, w := range b.dom.Devices.Watchdogs {
-		if w.Model != "itco" || !b.q35 {
-			return unsupported("watchdog model '%s'", w.Model)
-		}
-		action := w.Action
-		if action == "" {
-			action = "reset"
-		}
-		switch action {
-		case "reset", "shutdown", "poweroff", "pause", "none", "inject-nmi":
-		default:
-			return unsupported("watchdog action '%s'", action)
-		}
-		b.arg("-global", "ICH9-LPC.noreboot=off")
-		b.arg("-watchdog-action", action)
-	}
 	return nil
 }
 

@@ -13,6 +13,7 @@ package qemucmd
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,10 @@ type PassedFile struct {
 	Path   string
 	Append bool   // open with O_APPEND; otherwise the file is truncated, as libvirt does
 	Opaque string // the label libvirt gives the fd set (e.g. serial0-source)
+	// Listen makes Path a listening unix socket rather than a file: libvirt
+	// creates the sockets of unix channels itself and passes them, so
+	// they exist before QEMU runs (qemuProcessPrepareHostChardevSource).
+	Listen bool
 }
 
 // Command is a ready-to-exec QEMU invocation.
@@ -142,6 +147,7 @@ func Build(dom *libvirtxml.Domain, opts Options) (*Command, error) {
 		b.cpu,
 		b.memory,
 		b.smp,
+		b.iothreads,
 		b.misc,
 		b.clock,
 		b.pm,
@@ -150,14 +156,18 @@ func Build(dom *libvirtxml.Domain, opts Options) (*Command, error) {
 		b.disks,
 		b.nets,
 		b.serials,
+		b.channels,
 		b.consoles,
 		b.inputs,
 		b.audio,
 		b.graphics,
 		b.videos,
+		b.sounds,
 		b.watchdogs,
+		b.redirdevs,
 		b.incoming,
 		b.memballoon,
+		b.rngs,
 		b.trailer,
 	}
 	for _, step := range steps {
@@ -196,8 +206,9 @@ func (b *builder) checkUnsupported() error {
 		what string
 	}{
 		{d.MaximumMemory != nil, "<maxMemory> (memory hotplug)"},
-		{d.MemoryBacking != nil, "<memoryBacking>"},
-		{d.IOThreads > 0 || d.IOThreadIDs != nil, "<iothreads>"},
+		{d.MemoryBacking != nil && (d.MemoryBacking.MemoryHugePages != nil || d.MemoryBacking.MemoryLocked != nil ||
+			d.MemoryBacking.MemorySource != nil || d.MemoryBacking.MemoryAccess != nil ||
+			d.MemoryBacking.MemoryAllocation != nil || d.MemoryBacking.MemoryDiscard != nil), "<memoryBacking> other than <nosharepages/>"},
 		{d.GenID != nil, "<genid>"},
 		{d.OS.Loader != nil || d.OS.NVRam != nil || d.OS.Firmware != "", "firmware <loader>/<nvram>"},
 		{d.OS.SMBios != nil, "<smbios>"},
@@ -209,15 +220,10 @@ func (b *builder) checkUnsupported() error {
 		{len(dev.Filesystems) > 0, "<filesystem> devices"},
 		{len(dev.Smartcards) > 0, "<smartcard> devices"},
 		{len(dev.Parallels) > 0, "<parallel> devices"},
-		{len(dev.Channels) > 0, "<channel> devices"},
 		{len(dev.TPMs) > 0, "<tpm> devices"},
-		{len(dev.Sounds) > 0, "<sound> devices"},
 		{len(dev.Hostdevs) > 0, "<hostdev> devices"},
-		{len(dev.RedirDevs) > 0, "<redirdev> devices"},
 		{len(dev.Hubs) > 0, "<hub> devices"},
-		{len(dev.RNGs) > 0, "<rng> devices"},
 		{dev.NVRAM != nil, "<nvram> device"},
-		{len(dev.Panics) > 0, "<panic> devices"},
 		{len(dev.Shmems) > 0, "<shmem> devices"},
 		{len(dev.Memorydevs) > 0, "<memory> devices"},
 		{dev.IOMMU != nil || len(dev.IOMMUs) > 0, "<iommu> device"},
@@ -283,6 +289,9 @@ func (b *builder) machine() error {
 		dump = d.Memory.DumpCore
 	}
 	sb.WriteString(",dump-guest-core=" + dump)
+	if d.MemoryBacking != nil && d.MemoryBacking.MemoryNosharepages != nil {
+		sb.WriteString(",mem-merge=off") // no KSM for this guest
+	}
 	// Guest RAM is an explicit backend object so that its RAM block name
 	// (pc.ram) matches on both migration ends.
 	sb.WriteString(",memory-backend=pc.ram")
@@ -603,6 +612,17 @@ func (b *builder) incoming() error {
 
 func (b *builder) trailer() error {
 	b.arg("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
+	// qemuBuildPanicCommandLine runs after the sandbox option.
+	for _, p := range b.dom.Devices.Panics {
+		if p.Model != "" && p.Model != "isa" {
+			return unsupported("panic model '%s'", p.Model)
+		}
+		pp := newProps().add("driver", "pvpanic")
+		if p.Address != nil && p.Address.ISA != nil && p.Address.ISA.IOBase != nil {
+			pp.add("ioport", *p.Address.ISA.IOBase)
+		}
+		b.device(pp)
+	}
 	b.arg("-msg", "timestamp=on")
 	return nil
 }
@@ -664,6 +684,17 @@ func (c *Command) ExtraFiles(fixed map[int]*os.File) ([]*os.File, func(), error)
 			closeAll()
 			return nil, nil, fmt.Errorf("descriptor %d for %s is already taken", pf.FD, pf.Path)
 		}
+		if pf.Listen {
+			f, err := listenUnixFile(pf.Path)
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("socket %s for %s: %w", pf.Path, pf.Opaque, err)
+			}
+			opened = append(opened, f)
+			byFD[pf.FD] = f
+			maxFD = max(maxFD, pf.FD)
+			continue
+		}
 		flags := os.O_WRONLY | os.O_CREATE
 		if pf.Append {
 			flags |= os.O_APPEND
@@ -686,4 +717,23 @@ func (c *Command) ExtraFiles(fixed map[int]*os.File) ([]*os.File, func(), error)
 		}
 	}
 	return files, closeAll, nil
+}
+
+// listenUnixFile creates a listening unix socket at path (replacing a
+// stale one) and returns its descriptor as a file.
+func listenUnixFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false)
+	f, err := ln.File()
+	ln.Close()
+	return f, err
 }

@@ -2,6 +2,7 @@ package qemucmd
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,8 +154,17 @@ func TestUnsupported(t *testing.T) {
 				Source: &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: "br0"}},
 			}}
 		},
-		"disk cache": func(d *libvirtxml.Domain) {
-			d.Devices.Disks[0].Driver.Cache = "none"
+		"disk queues": func(d *libvirtxml.Domain) {
+			d.Devices.Disks[0].Driver.Queues = new(uint)
+		},
+		"disk cache mode": func(d *libvirtxml.Domain) {
+			d.Devices.Disks[0].Driver.Cache = "sometimes"
+		},
+		"channel without path": func(d *libvirtxml.Domain) {
+			d.Devices.Channels = []libvirtxml.DomainChannel{{
+				Source: &libvirtxml.DomainChardevSource{UNIX: &libvirtxml.DomainChardevSourceUNIX{Mode: "bind"}},
+				Target: &libvirtxml.DomainChannelTarget{VirtIO: &libvirtxml.DomainChannelTargetVirtIO{Name: "org.qemu.guest_agent.0"}},
+			}}
 		},
 		"host-model": func(d *libvirtxml.Domain) {
 			d.CPU = &libvirtxml.DomainCPU{Mode: "host-model"}
@@ -186,4 +196,24 @@ func TestPassedFiles(t *testing.T) {
 	if len(cmd.Files) != 1 || cmd.Files[0] != want {
 		t.Fatalf("Files = %+v, want [%+v]", cmd.Files, want)
 	}
+}
+
+// A unix channel's socket is created by ExtraFiles and handed over
+// listening, so a client can connect before QEMU runs.
+func TestPassedListeningSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "channel", "org.qemu.guest_agent.0")
+	cmd := &Command{Files: []PassedFile{{FD: 4, Path: path, Listen: true, Opaque: "channel0-source"}}}
+	files, closeFiles, err := cmd.ExtraFiles(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFiles()
+	if len(files) != 2 || files[1] == nil {
+		t.Fatalf("files = %v, want the socket at index 1 (fd 4)", files)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("connecting to the passed socket: %v", err)
+	}
+	c.Close()
 }
