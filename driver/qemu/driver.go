@@ -56,8 +56,10 @@ type Driver struct {
 	sinkMu sync.RWMutex
 	sink   func(driver.Event)
 
-	qconf  qemuConf
-	faults faults
+	qconf qemuConf
+	// displayPorts hands out autoport VNC/SPICE ports.
+	displayPorts *portAllocator
+	faults       faults
 	// portsInUse are incoming migration ports handed out and not yet
 	// released (QEMU binds them a moment later).
 	portMu     sync.Mutex
@@ -96,7 +98,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		return nil, err
 	}
 	dctx, cancel := context.WithCancel(context.Background())
-	d := &Driver{opts: opts, host: host, store: st, log: opts.Log, qconf: qconf, faults: fl, portsInUse: map[int]bool{},
+	d := &Driver{opts: opts, host: host, store: st, log: opts.Log, qconf: qconf, faults: fl, displayPorts: newPortAllocator(qconf.RemoteDisplayPortMin, qconf.RemoteDisplayPortMax), portsInUse: map[int]bool{},
 		byUUID: map[libvirt.UUID]*domain{}, byName: map[string]*domain{}, ctx: dctx, cancel: cancel}
 	if err := d.load(ctx); err != nil {
 		cancel()

@@ -84,8 +84,10 @@ func (d *Driver) GetXMLDesc(ctx context.Context, ref libvirt.Domain, flags libvi
 	def, live, id := dom.def, dom.live, dom.id
 	dom.mu.Unlock()
 	opts := domainxml.FormatOptions{
-		Secure:     flags&libvirt.DomainXMLSecure != 0,
-		Migratable: flags&libvirt.DomainXMLMigratable != 0,
+		Secure:       flags&libvirt.DomainXMLSecure != 0,
+		Migratable:   flags&libvirt.DomainXMLMigratable != 0,
+		ChannelDir:   d.store.ChannelRoot(),
+		ConfigListen: d.configListen(),
 	}
 	src := def
 	switch {

@@ -14,6 +14,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 	"github.com/govirtd/govirtd/driver/qemu/migration"
 	"github.com/govirtd/govirtd/driver/qemu/process"
 	"github.com/govirtd/govirtd/driver/qemu/qemucmd"
@@ -69,6 +70,21 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 			}
 		}
 	}()
+	// Runtime choices libvirt records in the live definition: display
+	// ports, channel socket paths, the (absent) backing chains.
+	ports := &portReservation{alloc: d.displayPorts}
+	undo = append(undo, ports.releaseAll)
+	channelDir := d.store.ChannelDir(id, dom.name)
+	rt := domainxml.Runtime{
+		ChannelDir:  channelDir,
+		VNCListen:   d.qconf.VNCListen,
+		SpiceListen: d.qconf.SpiceListen,
+		BackingFile: domainxml.QCOW2BackingFile,
+	}
+	if err := domainxml.PrepareLive(live, rt, ports); err != nil {
+		return err
+	}
+	undo = append(undo, func() { os.RemoveAll(channelDir) })
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return fmt.Errorf("create runtime dir: %w", err)
 	}
@@ -143,6 +159,9 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 		return err
 	}
 	sw.lap("chardevs")
+	if err := applyAffinity(ctx, mon, proc.PID(), live); err != nil {
+		return err
+	}
 
 	dom.mu.Lock()
 	dom.live = live
@@ -438,6 +457,10 @@ func (d *Driver) handleExit(dom *domain, proc *process.Process) {
 		dom.mon.Close()
 	}
 	runDir := dom.runDir
+	for _, p := range autoDisplayPorts(dom.live) {
+		d.displayPorts.release(p)
+	}
+	channelDir := d.store.ChannelDir(dom.id, dom.name)
 	dom.live, dom.proc, dom.mon, dom.runDir, dom.id, dom.migCaps = nil, nil, nil, "", -1, nil
 	dom.liveXMLFor, dom.liveXML = nil, ""
 	dom.state, dom.reason = libvirt.DomainShutoff, int32(cause.reason)
@@ -450,6 +473,7 @@ func (d *Driver) handleExit(dom *domain, proc *process.Process) {
 		d.log.Error("remove domain status", "domain", dom.name, "err", err)
 	}
 	os.RemoveAll(runDir)
+	os.RemoveAll(channelDir)
 	if !persistent {
 		d.remove(dom)
 	}

@@ -71,7 +71,7 @@ func (d *Driver) begin(dom *domain, m *migState, flags uint32) ([]byte, string, 
 			}
 		}
 	}
-	xml, err := domainxml.Format(src, domainxml.FormatOptions{Inactive: offline, Secure: true, Migratable: true})
+	xml, err := domainxml.Format(src, domainxml.FormatOptions{Inactive: offline, Secure: true, Migratable: true, ChannelDir: d.store.ChannelRoot(), ConfigListen: d.configListen()})
 	if err != nil {
 		return nil, "", err
 	}

@@ -19,10 +19,20 @@ type qemuConf struct {
 	MigrationHost string
 	// MigrationPortMin/Max bound the ports of incoming migrations.
 	MigrationPortMin, MigrationPortMax int
+	// RemoteDisplayPortMin/Max bound the ports autoport VNC and SPICE
+	// displays get (remote_display_port_min/max).
+	RemoteDisplayPortMin, RemoteDisplayPortMax int
+	// VNCListen and SpiceListen are where displays without a listen
+	// address listen (vnc_listen, spice_listen).
+	VNCListen, SpiceListen string
 }
 
 func defaultQemuConf() qemuConf {
-	return qemuConf{MigrationPortMin: 49152, MigrationPortMax: 49215}
+	return qemuConf{
+		MigrationPortMin: 49152, MigrationPortMax: 49215,
+		RemoteDisplayPortMin: 5900, RemoteDisplayPortMax: 65535,
+		VNCListen: "127.0.0.1", SpiceListen: "127.0.0.1",
+	}
 }
 
 // loadQemuConf reads a qemu.conf-syntax file; "" means defaults. Keys the
@@ -66,10 +76,19 @@ func loadQemuConf(path string) (qemuConf, error) {
 		str("migration_host", &c.MigrationHost),
 		num("migration_port_min", &c.MigrationPortMin),
 		num("migration_port_max", &c.MigrationPortMax),
+		num("remote_display_port_min", &c.RemoteDisplayPortMin),
+		num("remote_display_port_max", &c.RemoteDisplayPortMax),
+		str("vnc_listen", &c.VNCListen),
+		str("spice_listen", &c.SpiceListen),
 	} {
 		if err != nil {
 			return c, err
 		}
+	}
+	// qemu.conf: the display range starts at 5900 at the lowest, since
+	// VNC numbers displays from there.
+	if c.RemoteDisplayPortMin < 5900 || c.RemoteDisplayPortMin > c.RemoteDisplayPortMax {
+		return c, fmt.Errorf("%s: remote_display_port_min %d must be at least 5900 and at most remote_display_port_max %d", path, c.RemoteDisplayPortMin, c.RemoteDisplayPortMax)
 	}
 	if c.MigrationPortMin > c.MigrationPortMax {
 		return c, fmt.Errorf("%s: migration_port_min %d is above migration_port_max %d", path, c.MigrationPortMin, c.MigrationPortMax)

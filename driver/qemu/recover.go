@@ -117,6 +117,9 @@ func (d *Driver) reattach(ctx context.Context, st *store.Status) {
 		return
 	}
 	events := mon.Subscribe(d.ctx)
+	for _, p := range autoDisplayPorts(live) {
+		d.displayPorts.claim(p)
+	}
 	dom.mu.Lock()
 	dom.live = live
 	dom.id = st.ID

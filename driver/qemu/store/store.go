@@ -70,6 +70,15 @@ func (s *Store) RunDir(id int32, name string) string {
 	return filepath.Join(s.root, "run", fmt.Sprintf("domain-%d-%s", id, name))
 }
 
+// ChannelDir returns where a running domain's unix channel sockets go
+// (libvirt: channel/target/domain-ID-NAME in its state directory).
+func (s *Store) ChannelDir(id int32, name string) string {
+	return filepath.Join(s.ChannelRoot(), fmt.Sprintf("domain-%d-%s", id, name))
+}
+
+// ChannelRoot is the directory holding every domain's ChannelDir.
+func (s *Store) ChannelRoot() string { return filepath.Join(s.root, "channel", "target") }
+
 // LogPath returns where a domain's QEMU output goes.
 func (s *Store) LogPath(name string) string { return filepath.Join(s.root, "log", name+".log") }
 
