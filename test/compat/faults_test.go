@@ -102,7 +102,17 @@ func runFaultCase(t *testing.T, c faultCase) {
 	r := run(t, 2*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "fg", b.URI())
 	t.Logf("virsh migrate: %v %s", r.Err, strings.TrimSpace(r.Stderr))
 
-	// Crashed daemons come back, without the fault.
+	// Crashed daemons come back, without the fault. The faulted one
+	// exits at the fault: wait for that, or it may still look alive.
+	if c.action == "exit-daemon" {
+		faulted := a
+		if c.onDest {
+			faulted = b
+		}
+		if !faulted.WaitExit(30 * time.Second) {
+			t.Fatalf("%s did not exit at the fault", faulted.Name)
+		}
+	}
 	for _, h := range []*Host{a, b} {
 		if !h.Alive() {
 			h.RemoveFaults()

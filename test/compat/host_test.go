@@ -255,6 +255,23 @@ func (h *Host) Alive() bool {
 	}
 }
 
+// WaitExit waits up to d for the daemon to exit and reports whether it
+// did. A daemon that has just died can look alive for a moment (the
+// process is gone, cmd.Wait has not yet returned); this is for a test that
+// knows it will die.
+func (h *Host) WaitExit(d time.Duration) bool {
+	if h.cmd == nil {
+		return true
+	}
+	select {
+	case err := <-h.exited:
+		h.exited <- err
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // RemoveFaults drops fault_injection from the host's configuration, for
 // the next start.
 func (h *Host) RemoveFaults() {
