@@ -223,6 +223,19 @@ func (c *Conn) worker(p *rpc.Packet) {
 	}
 }
 
+// logCall writes one line of the call log. log_rpc_calls asks for it by
+// itself, so it is written whatever log_level says: the record goes to the
+// handler directly, past the logger's level check (libvirtd's default
+// level, warnings, would otherwise drop every line).
+func (c *Conn) logCall(p *rpc.Packet, took time.Duration, err error) {
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "rpc call", 0)
+	r.Add("proc", p.Procedure.String(), "serial", p.Serial, "duration", took)
+	if err != nil {
+		r.Add("err", err.Error())
+	}
+	_ = c.log.Handler().Handle(c.ctx, r)
+}
+
 // dispatch runs one CALL and sends its reply.
 func (c *Conn) dispatch(p *rpc.Packet) {
 	var start time.Time
@@ -232,11 +245,7 @@ func (c *Conn) dispatch(p *rpc.Packet) {
 	call := &Call{Ctx: driver.WithConnID(c.ctx, c.id), Conn: c, Header: p.Header}
 	ret, err := c.invoke(call, p)
 	if c.srv.cfg.LogRPCCalls {
-		attrs := []any{"proc", p.Procedure.String(), "serial", p.Serial, "duration", time.Since(start)}
-		if err != nil {
-			attrs = append(attrs, "err", err.Error())
-		}
-		c.log.Info("rpc call", attrs...)
+		c.logCall(p, time.Since(start), err)
 	}
 	var msg []byte
 	if err == nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +71,11 @@ type testServer struct {
 
 func start(t *testing.T, mutate func(*config.Config)) *testServer {
 	t.Helper()
+	return startLogged(t, mutate, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func startLogged(t *testing.T, mutate func(*config.Config), log *slog.Logger) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.UnixSockDir = t.TempDir()
 	cfg.StateDir = t.TempDir()
@@ -78,7 +84,6 @@ func start(t *testing.T, mutate func(*config.Config)) *testServer {
 		mutate(cfg)
 	}
 	drv := &fakeDriver{}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := server.New(cfg, drv, log)
 	if err := srv.Listen(false); err != nil {
 		t.Fatal(err)
@@ -430,4 +435,44 @@ func TestLegacyMigrationProcedures(t *testing.T) {
 	if !found {
 		t.Errorf("prepare3 did not pass uri_in as migrate_uri: %+v", rec.params)
 	}
+}
+
+// log_rpc_calls = 1 logs every call by itself, at libvirtd's default
+// log_level (warnings) too; without it, nothing is logged per call.
+func TestCallLogWhateverTheLevel(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		var buf syncBuffer
+		log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		ts := startLogged(t, func(c *config.Config) { c.LogRPCCalls = on }, log)
+		l := ts.client(t, "libvirt-sock")
+		if _, err := l.ConnectGetHostname(); err != nil {
+			t.Fatal(err)
+		}
+		l.Disconnect()
+		ts.srv.Close()
+		got := buf.String()
+		logged := strings.Contains(got, "msg=\"rpc call\"") && strings.Contains(got, "proc=CONNECT_GET_HOSTNAME")
+		if logged != on {
+			t.Errorf("log_rpc_calls=%v at level warning: call logged %v; log:\n%s", on, logged, got)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer the server's goroutines may write while the
+// test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
