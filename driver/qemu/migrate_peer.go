@@ -270,6 +270,17 @@ func (d *Driver) performPeerToPeer(ctx context.Context, ref libvirt.Domain, dcon
 		return err
 	}
 	m.job.PeerURI = dconnuri
+	// A paused guest stays paused on the destination: the client library
+	// adds VIR_MIGRATE_PAUSED for a paused domain in managed migration,
+	// and in peer-to-peer the source daemon does (as libvirtd's
+	// qemuMigrationSrcPerformPeer2Peer), for every step it drives.
+	dom.mu.Lock()
+	paused := dom.state == libvirt.DomainPaused
+	dom.mu.Unlock()
+	if paused {
+		flags |= uint32(migparams.Paused)
+		m.job.Flags |= uint64(migparams.Paused)
+	}
 	beginCookie, xml, err := d.begin(dom, m, flags)
 	if err != nil {
 		d.endMigJob(dom, m)

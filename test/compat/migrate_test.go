@@ -184,3 +184,74 @@ func TestMigrateAbortLeavesSourceRunning(t *testing.T) {
 	WaitTicks(t, serial, before.N+2, 30*time.Second)
 	MustVirsh(t, a.URI(), "destroy", "ab")
 }
+
+// TestMigratePausedStaysPaused: a guest keeps its run state across every
+// migration mode (managed, --p2p, --p2p --tunnelled) with every
+// definition option: running stays running, paused (without --suspend)
+// stays paused, as with libvirtd, where the client library (managed) or
+// the source daemon (peer-to-peer) adds VIR_MIGRATE_PAUSED.
+func TestMigratePausedStaysPaused(t *testing.T) {
+	t.Parallel()
+	modes := []struct{ name, flags string }{
+		{"managed", ""}, {"p2p", "--p2p"}, {"tunnelled", "--p2p --tunnelled"},
+	}
+	for _, opt := range []struct{ name, flags string }{
+		{"live", "--live"},
+		{"persistent", "--live --persistent"},
+		{"undefinesource", "--live --persistent --undefinesource"},
+	} {
+		t.Run(opt.name, func(t *testing.T) {
+			t.Parallel()
+			name := "ps" + opt.name[:2]
+			a, b, serial := twoHosts(t, name, GuestOptions{})
+			from, to := a, b
+			for _, mode := range modes {
+				for _, paused := range []bool{false, true} {
+					step := mode.name + "/running"
+					if paused {
+						step = mode.name + "/paused"
+						MustVirsh(t, from.URI(), "suspend", name)
+					}
+					// A host that still holds the definition keeps it.
+					toDefines := strings.Contains(MustVirsh(t, to.URI(), "list", "--all", "--name"), name)
+					before, _ := LastTick(serial)
+					args := append([]string{"-c", from.URI(), "migrate"}, strings.Fields(opt.flags+" "+mode.flags)...)
+					if r := run(t, 2*time.Minute, "virsh", append(args, name, to.URI())...); r.Err != nil {
+						t.Fatalf("%s: %s", step, r)
+					}
+					st := domstate(t, to, name)
+					if paused && st != "paused (user)" {
+						t.Fatalf("%s: destination %q, want paused (user)", step, st)
+					}
+					if !paused && !strings.HasPrefix(st, "running") {
+						t.Fatalf("%s: destination %q, want running", step, st)
+					}
+					if r := Virsh(t, from.URI(), "domstate", name); r.Err == nil && !strings.HasPrefix(strings.TrimSpace(r.Stdout), "shut off") {
+						t.Fatalf("%s: source still %q", step, strings.TrimSpace(r.Stdout))
+					}
+					info := MustVirsh(t, to.URI(), "dominfo", name)
+					if (toDefines || strings.Contains(opt.flags, "--persistent")) != strings.Contains(info, "Persistent:     yes") {
+						t.Fatalf("%s: destination persistence with %q:\n%s", step, opt.flags, info)
+					}
+					listed := strings.Contains(MustVirsh(t, from.URI(), "list", "--all", "--name"), name)
+					if strings.Contains(opt.flags, "--undefinesource") && listed {
+						t.Fatalf("%s: --undefinesource left the definition on the source", step)
+					}
+					if paused {
+						// Nothing ran while paused; resumed, the same boot ticks on.
+						if last, _ := LastTick(serial); last.N > before.N+1 {
+							t.Fatalf("%s: guest ticked from %d to %d while paused", step, before.N, last.N)
+						}
+						MustVirsh(t, to.URI(), "resume", name)
+					}
+					after := WaitTicks(t, serial, before.N+2, 60*time.Second)
+					if after.BootID != before.BootID {
+						t.Fatalf("%s: guest rebooted: %s -> %s", step, before.BootID, after.BootID)
+					}
+					from, to = to, from
+				}
+			}
+			MustVirsh(t, from.URI(), "destroy", name)
+		})
+	}
+}
