@@ -123,6 +123,14 @@ func (d *Driver) Shutdown(ctx context.Context, ref libvirt.Domain, flags uint32)
 		if err != nil {
 			return err
 		}
+		// As qemuDomainShutdownFlagsMonitor: a paused guest cannot see
+		// the button, so the request is refused rather than left queued.
+		dom.mu.Lock()
+		st := dom.state
+		dom.mu.Unlock()
+		if st != libvirt.DomainRunning {
+			return errNotRunning()
+		}
 		return mon.SystemPowerdown(ctx)
 	})
 }

@@ -302,3 +302,58 @@ func TestDomainDisksStatsAutostartTransient(t *testing.T) {
 		t.Errorf("transient domain still listed after destroy:\n%s", out)
 	}
 }
+
+// TestShutdownAndReboot: with ACPI, the guest answers the power button as
+// a real OS does. virsh reboot powers it off and libvirt's fake reboot
+// resets it into a new boot on the same QEMU; virsh shutdown powers it off
+// for good (reason shutdown). A paused guest's shutdown is refused.
+func TestShutdownAndReboot(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64")
+	t.Parallel()
+	h := StartHost(t, HostOptions{Name: "sr"})
+	serial := filepath.Join(h.Dir, "sr.serial")
+	defineGuest(t, h, GuestOptions{Name: "sr", Serial: serial, ACPI: true})
+	MustVirsh(t, h.URI(), "start", "sr")
+	first := WaitTicks(t, serial, 2, 60*time.Second)
+	pids := h.QEMUPids()
+
+	MustVirsh(t, h.URI(), "reboot", "sr")
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if tk, ok := LastTick(serial); ok && tk.BootID != first.BootID && tk.N > 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(serial)
+			t.Fatalf("no new boot after virsh reboot; serial:\n%s", tail(string(data), 10))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if data, _ := os.ReadFile(serial); !strings.Contains(string(data), "GUEST POWERDOWN id="+first.BootID) {
+		t.Errorf("the guest did not see the power button before the reboot")
+	}
+	if st := domstate(t, h, "sr"); !strings.HasPrefix(st, "running") {
+		t.Errorf("after reboot: %q", st)
+	}
+	if now := h.QEMUPids(); len(now) != 1 || len(pids) != 1 || now[0] != pids[0] {
+		t.Errorf("reboot should keep the same QEMU: %v -> %v", pids, now)
+	}
+
+	MustVirsh(t, h.URI(), "suspend", "sr")
+	if r := Virsh(t, h.URI(), "shutdown", "sr"); r.Err == nil || !strings.Contains(r.Stderr, "domain is not running") {
+		t.Errorf("shutdown of a paused guest: %s", r)
+	}
+	MustVirsh(t, h.URI(), "resume", "sr")
+
+	MustVirsh(t, h.URI(), "shutdown", "sr")
+	deadline = time.Now().Add(60 * time.Second)
+	for domstate(t, h, "sr") != "shut off (shutdown)" {
+		if time.Now().After(deadline) {
+			t.Fatalf("after virsh shutdown: %q", domstate(t, h, "sr"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if p := h.QEMUPids(); len(p) != 0 {
+		t.Errorf("QEMU still running after the guest powered off: %v", p)
+	}
+}

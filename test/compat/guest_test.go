@@ -60,6 +60,9 @@ type GuestOptions struct {
 	DirtyMB   int    // memory the guest rewrites and checks
 	DirtyRate int    // MiB/s
 	Serial    string // serial log path (type file, append)
+	// ACPI gives the guest ACPI (<features><acpi/>, no acpi=off), so it
+	// powers off at the ACPI power button (shutdown, reboot).
+	ACPI bool
 }
 
 // GuestXML is a domain definition for the test guest, with a serial
@@ -71,6 +74,11 @@ func GuestXML(t *testing.T, o GuestOptions) string {
 		o.MemoryMiB = 128
 	}
 	cmdline := "console=ttyS0 quiet cryptomgr.notests acpi=off pti=on tick_ms=200"
+	features := ""
+	if o.ACPI {
+		cmdline = strings.Replace(cmdline, " acpi=off", "", 1)
+		features = "\n  <features><acpi/></features>"
+	}
 	if o.DirtyMB > 0 {
 		cmdline += fmt.Sprintf(" dirty_mb=%d dirty_rate_mb=%d", o.DirtyMB, o.DirtyRate)
 	}
@@ -83,7 +91,7 @@ func GuestXML(t *testing.T, o GuestOptions) string {
     <kernel>%s</kernel>
     <initrd>%s</initrd>
     <cmdline>%s</cmdline>
-  </os>
+  </os>%s
   <devices>
     <serial type='file'>
       <source path='%s' append='on'/>
@@ -91,7 +99,7 @@ func GuestXML(t *testing.T, o GuestOptions) string {
     </serial>
   </devices>
 </domain>
-`, o.Name, o.MemoryMiB, kernel, initrd, cmdline, o.Serial)
+`, o.Name, o.MemoryMiB, kernel, initrd, cmdline, features, o.Serial)
 }
 
 // Tick is one GUEST TICK line.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the test guest: OUTDIR/vmlinuz (Debian cloud kernel) and
-# OUTDIR/initrd.img (newc cpio, gzip, holding only a static /init).
+# OUTDIR/initrd.img (newc cpio, gzip, holding a static /init and the two
+# kernel modules of the ACPI power button).
 #
 #   test/guest/build.sh [OUTDIR]      default OUTDIR: test/guest/out
 #
@@ -76,7 +77,8 @@ if ! kkey=$(resolve_kernel); then
 	fi
 fi
 
-if [ -s "$out/vmlinuz" ] && [ "$(cat "$kstamp" 2>/dev/null)" = "$kkey" ]; then
+if [ -s "$out/vmlinuz" ] && [ -s "$out/modules/button.ko" ] && [ -s "$out/modules/evdev.ko" ] &&
+	[ "$(cat "$kstamp" 2>/dev/null)" = "$kkey" ]; then
 	log "kernel up to date: $kkey"
 else
 	log "fetching kernel $kkey"
@@ -86,11 +88,17 @@ else
 	# the _apt permission warning for a root-owned directory.
 	(cd "$tmp" && as_root apt-get download -qq -o APT::Sandbox::User=root "$kkey" >&2)
 	deb=$(ls "$tmp"/*.deb)
-	# Same as dpkg-deb -x, but unpack only /boot: the modules (~100 MB) are
-	# of no use, the initramfs carries none.
+	# Same as dpkg-deb -x, but unpack only /boot and the two modules that
+	# deliver the ACPI power button to /init (button.ko, evdev.ko; neither
+	# depends on another module): the other modules (~100 MB) are of no use.
 	mkdir "$tmp/x"
-	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*'
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*' \
+		'./lib/modules/*/kernel/drivers/acpi/button.ko' './lib/modules/*/kernel/drivers/input/evdev.ko'
 	cfg=$(ls "$tmp"/x/boot/config-*)
+	grep -qx 'CONFIG_ACPI_BUTTON=m' "$cfg" || die "$kkey: ACPI button driver is not a module"
+	grep -qx 'CONFIG_INPUT_EVDEV=m' "$cfg" || die "$kkey: evdev is not a module"
+	rm -rf "$out/modules" && mkdir "$out/modules"
+	cp "$(find "$tmp/x/lib/modules" -name button.ko)" "$(find "$tmp/x/lib/modules" -name evdev.ko)" "$out/modules/"
 	# The initramfs has no modules, so the serial console must be built in.
 	grep -qx 'CONFIG_SERIAL_8250_CONSOLE=y' "$cfg" || die "$kkey: serial 8250 console not built in"
 	grep -qx 'CONFIG_DEVTMPFS=y' "$cfg" || die "$kkey: no devtmpfs"
@@ -105,7 +113,7 @@ fi
 
 # --- initramfs ------------------------------------------------------------
 cflags=(-static -O2 -s -Wall -Wextra)
-ikey=$( { cat "$here/init.c" "$here/build.sh"; echo "${cflags[*]}"; gcc --version | head -1; } | sha256sum | cut -d' ' -f1)
+ikey=$( { cat "$here/init.c" "$here/build.sh" "$out/modules/button.ko" "$out/modules/evdev.ko"; echo "${cflags[*]}"; gcc --version | head -1; } | sha256sum | cut -d' ' -f1)
 istamp=$out/initrd.stamp
 if [ -s "$out/initrd.img" ] && [ "$(cat "$istamp" 2>/dev/null)" = "$ikey" ]; then
 	log "initrd up to date"
@@ -115,8 +123,9 @@ else
 	trap 'rm -rf "$tmp"' EXIT
 	gcc "${cflags[@]}" -o "$tmp/init" "$here/init.c"
 	root=$tmp/root
-	mkdir -p "$root/dev" "$root/proc"
+	mkdir -p "$root/dev" "$root/proc" "$root/modules"
 	install -m 0755 "$tmp/init" "$root/init"
+	install -m 0644 "$out/modules/button.ko" "$out/modules/evdev.ko" "$root/modules/"
 	# /dev/console lets the kernel hand init its stdio (and avoids the
 	# "unable to open an initial console" warning).  init mounts devtmpfs
 	# and opens the console itself anyway, so without mknod rights the

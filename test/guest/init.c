@@ -23,12 +23,23 @@
  *   dirty_rate_mb=N  MiB per second to rewrite, spread over the ticks (default 0)
  *   boot_id=S        id to print instead of a random 64-bit hex value
  *
+ * With ACPI (no acpi=off on the command line, <acpi/> in the domain), it
+ * also answers the ACPI power button as a real OS does: it prints
+ *   GUEST POWERDOWN id=<bootid>
+ * and powers the machine off (libvirt's shutdown, and reboot, which is a
+ * shutdown that libvirt turns into a reset).  The two modules that
+ * deliver the button, button.ko and evdev.ko, are in the initramfs's
+ * /modules.
+ *
  * It must never exit: the kernel panics when PID 1 dies.  Build statically
- * (gcc -static), since the initramfs holds nothing else.
+ * (gcc -static), since the initramfs holds only the modules besides.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/input.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -38,7 +49,9 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/random.h>
+#include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
@@ -360,6 +373,83 @@ static uint64_t pages_due(uint64_t n)
 	return n * rate_pages * tick_ms / 1000;
 }
 
+static int ts_before(const struct timespec *a, const struct timespec *b);
+
+/* ---- power button --------------------------------------------------- */
+
+#define MAX_INPUTS 8
+static struct pollfd inputs[MAX_INPUTS];
+static int n_inputs;
+
+/* Load the ACPI button driver, then evdev, which gives every input device
+ * (the power button among them) a /dev/input/eventN node on devtmpfs. */
+static void setup_power_button(void)
+{
+	const char *mods[] = { "/modules/button.ko", "/modules/evdev.ko" };
+	for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
+		int fd = open(mods[i], O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* an initramfs without modules: no button */
+		if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST)
+			say("GUEST ERROR finit_module %s: %s", mods[i], strerror(errno));
+		close(fd);
+	}
+	/* devtmpfs makes the nodes asynchronously: give it up to a second. */
+	DIR *d = NULL;
+	for (int tries = 0; tries < 20 && !d; tries++) {
+		if (!(d = opendir("/dev/input")))
+			usleep(50000);
+	}
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) && n_inputs < MAX_INPUTS) {
+		if (strncmp(e->d_name, "event", 5) != 0)
+			continue;
+		char path[300];
+		snprintf(path, sizeof path, "/dev/input/%s", e->d_name);
+		int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0)
+			inputs[n_inputs++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	}
+	closedir(d);
+}
+
+/* Power off if the power button was pressed. */
+static void check_power_button(void)
+{
+	for (int i = 0; i < n_inputs; i++) {
+		struct input_event ev;
+		while (read(inputs[i].fd, &ev, sizeof ev) == (ssize_t)sizeof ev) {
+			if (ev.type == EV_KEY && ev.code == KEY_POWER && ev.value == 1) {
+				say("GUEST POWERDOWN id=%s", boot_id);
+				sync();
+				reboot(RB_POWER_OFF);
+				say("GUEST ERROR power off: %s", strerror(errno));
+			}
+		}
+	}
+}
+
+/* Sleep until the absolute CLOCK_MONOTONIC deadline, answering the power
+ * button meanwhile. */
+static void sleep_until(const struct timespec *deadline)
+{
+	for (;;) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!ts_before(&now, deadline))
+			return;
+		struct timespec left = { deadline->tv_sec - now.tv_sec, deadline->tv_nsec - now.tv_nsec };
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (ppoll(inputs, n_inputs, &left, NULL) > 0)
+			check_power_button();
+	}
+}
+
 /* ---- main loop ------------------------------------------------------ */
 
 static void ts_add_ms(struct timespec *t, unsigned long ms)
@@ -395,6 +485,7 @@ int main(void)
 	say("GUEST CONFIG id=%s tick_ms=%lu dirty_mb=%lu dirty_rate_mb=%lu",
 	    boot_id, tick_ms, dirty_mb, dirty_rate_mb);
 	setup_area();
+	setup_power_button();
 
 	/* With no rewriting, still check the idle area about every 5 s. */
 	uint64_t idle_verify_ticks = 5000 / tick_ms ? 5000 / tick_ms : 1;
@@ -421,8 +512,7 @@ int main(void)
 		} else if (area && n % idle_verify_ticks == 0) {
 			verify_all();
 		}
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
-			;
+		sleep_until(&next);
 		/* After a long stop (paused VM, slow host) start afresh rather
 		 * than fire a burst of late ticks. */
 		struct timespec now;
