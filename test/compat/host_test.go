@@ -140,7 +140,13 @@ func NewHost(t *testing.T, o HostOptions) *Host {
 	h.Config = filepath.Join(dir, "govirtd.conf")
 	h.LogPath = filepath.Join(dir, "daemon.log")
 	qemuConf := filepath.Join(dir, "qemu.conf")
-	if err := os.WriteFile(qemuConf, []byte(fmt.Sprintf("migration_address = %q\nmigration_host = %q\n%s\n", h.Addr, h.Addr, o.QemuConf)), 0o644); err != nil {
+	// Displays listen on the host's own address, with a port range of
+	// its own so that hosts starting guests at the same time never race
+	// for a port.
+	display := 5900 + int(n%200)*16
+	qc := fmt.Sprintf("migration_address = %q\nmigration_host = %q\nvnc_listen = %q\nspice_listen = %q\nremote_display_port_min = %d\nremote_display_port_max = %d\n%s\n",
+		h.Addr, h.Addr, h.Addr, h.Addr, display, display+15, o.QemuConf)
+	if err := os.WriteFile(qemuConf, []byte(qc), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	conf := fmt.Sprintf(`# govirtd test host %s

@@ -94,6 +94,30 @@ func TestInteropLibvirtd(t *testing.T) {
 		moveAndCheck(t, l.URI(), g.URI(), "isd", serial, "--unsafe", "--p2p")
 		moveAndCheck(t, g.URI(), l.URI(), "isd", serial, "--unsafe", "--p2p")
 	})
+	t.Run("virt-install-defaults", func(t *testing.T) {
+		// virt-install's default devices (SPICE, QXL, HDA sound, spicevmc
+		// channel, USB redirection, ICH9 USB2) cross in both directions.
+		// --virt-type qemu: this machine's KVM cannot run a guest.
+		t.Parallel()
+		deps.Require(t, "virt-install")
+		kernel, initrd := testGuest(t)
+		g := StartHost(t, HostOptions{Name: "iv-g"})
+		l := StartLibvirtd(t, "iv-l")
+		serial := filepath.Join(g.Dir, "ivd.serial")
+		r := run(t, 2*time.Minute, "virt-install", "--connect", g.URI(),
+			"--import", "--name", "ivd", "--virt-type", "qemu", "--memory", "128", "--disk", "none", "--network", "user",
+			"--osinfo", "detect=on,require=off", "--serial", "file,path="+serial,
+			"--boot", "kernel="+kernel+",initrd="+initrd+",kernel_args=console=ttyS0 quiet cryptomgr.notests pti=on tick_ms=200",
+			"--noautoconsole")
+		if r.Err != nil {
+			t.Fatalf("virt-install: %s", r)
+		}
+		WaitTicks(t, serial, 2, 90*time.Second)
+		moveAndCheck(t, g.URI(), l.URI(), "ivd", serial)
+		moveAndCheck(t, l.URI(), g.URI(), "ivd", serial)
+		moveAndCheck(t, g.URI(), l.URI(), "ivd", serial, "--p2p")
+		moveAndCheck(t, l.URI(), g.URI(), "ivd", serial, "--p2p")
+	})
 	t.Run("persistent-undefinesource", func(t *testing.T) {
 		t.Parallel()
 		g := StartHost(t, HostOptions{Name: "ip-g"})
