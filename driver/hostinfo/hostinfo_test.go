@@ -129,12 +129,19 @@ func TestCPUMap(t *testing.T) {
 }
 
 func TestSysinfoWithoutDMI(t *testing.T) {
-	s, err := flat.ReadSMBIOS()
+	if _, err := flat.ReadSMBIOS(); err != ErrNoSMBIOS {
+		t.Errorf("no DMI at all: %v", err)
+	}
+	// DMI exported but empty: an empty document, as libvirt prints
+	// dmidecode's empty output.
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "sys/class/dmi/id"), 0o755)
+	s, err := FS{Root: root}.ReadSMBIOS()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Format(); got != "<sysinfo type='smbios'/>\n" {
-		t.Errorf("no DMI: %q", got)
+		t.Errorf("empty DMI: %q", got)
 	}
 }
 

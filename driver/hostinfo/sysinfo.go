@@ -63,13 +63,21 @@ func (f FS) dmiSection(name string, fields [][2]string) *section {
 	return s
 }
 
+// ErrNoSMBIOS says the host exports no DMI data at all: dmidecode fails
+// there, and libvirt's QEMU driver then has no host sysinfo.
+var ErrNoSMBIOS = errors.New("no SMBIOS data: neither /sys/class/dmi/id nor /sys/firmware/dmi/tables exist")
+
 // ReadSMBIOS is virSysinfoReadDMI with the kernel's DMI export instead of
 // dmidecode: /sys/class/dmi/id for the BIOS, system, base board and
 // chassis, and the raw table /sys/firmware/dmi/tables/DMI (readable by
-// root) for processors and memory devices. A host without DMI (many
-// virtual machines) yields an empty SMBIOS, as dmidecode's empty output
-// does for libvirt.
+// root) for processors and memory devices. A host without any DMI export
+// (some virtual machines) gives ErrNoSMBIOS, as dmidecode fails there.
 func (f FS) ReadSMBIOS() (*SMBIOS, error) {
+	_, errID := os.Stat(f.path("sys/class/dmi/id"))
+	_, errTables := os.Stat(f.path("sys/firmware/dmi/tables"))
+	if errID != nil && errTables != nil {
+		return nil, ErrNoSMBIOS
+	}
 	s := &SMBIOS{}
 	add := func(sec *section) {
 		if sec != nil {

@@ -104,7 +104,7 @@ func (d *Driver) Sysinfo(ctx context.Context, flags uint32) (string, error) {
 	sysinfo.once.Do(func() {
 		s, err := hostFS.ReadSMBIOS()
 		if err != nil {
-			d.log.Warn("reading SMBIOS", "err", err)
+			d.log.Info("no host sysinfo", "err", err)
 			sysinfo.err = compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "Host SMBIOS information is not available")
 			return
 		}

@@ -176,7 +176,17 @@ func TestNodeStats(t *testing.T) {
 	}
 
 	// sysinfo: libvirt's SMBIOS document, naming the product if the
-	// firmware has one.
+	// firmware has one; libvirt's error where the host exports no DMI
+	// (dmidecode fails there, so libvirtd has no host sysinfo).
+	_, errID := os.Stat("/sys/class/dmi/id")
+	_, errTables := os.Stat("/sys/firmware/dmi/tables")
+	if errID != nil && errTables != nil {
+		r := Virsh(t, h.URI(), "sysinfo")
+		if r.Err == nil || !strings.Contains(r.Stderr, "unsupported configuration: Host SMBIOS information is not available") {
+			t.Errorf("sysinfo on a host without DMI:\n%s", r)
+		}
+		return
+	}
 	out = MustVirsh(t, h.URI(), "sysinfo")
 	if !strings.HasPrefix(out, "<sysinfo type='smbios'") {
 		t.Errorf("sysinfo:\n%s", out)
@@ -186,8 +196,6 @@ func TestNodeStats(t *testing.T) {
 		if !strings.Contains(out, want) || !strings.Contains(out, "<system>") {
 			t.Errorf("sysinfo lacks %q:\n%s", want, out)
 		}
-	} else if strings.TrimSpace(out) != "<sysinfo type='smbios'/>" {
-		t.Errorf("no DMI on this machine, yet sysinfo is:\n%s", out)
 	}
 }
 
