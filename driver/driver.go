@@ -30,7 +30,9 @@ type NodeInfo struct {
 // Driver is a hypervisor driver as the server sees it.
 type Driver interface {
 	Host
+	NodeQueries
 	Domains
+	DomainEdits
 	Migration
 	// ConnectionClosed tells the driver a client connection went away, so
 	// it can clean up work that connection owned (a managed migration the
@@ -163,6 +165,10 @@ type Event struct {
 	Iteration int32
 	// Params, for ID == DomainEventIDJobCompleted.
 	Params []libvirt.TypedParam
+	// MetadataType and MetadataURI, for ID == DomainEventIDMetadataChange
+	// (the URI only for VIR_DOMAIN_METADATA_ELEMENT).
+	MetadataType int32
+	MetadataURI  string
 }
 
 type connIDKey struct{}

@@ -114,6 +114,13 @@ func encodeEvent(callbackID int32, ev driver.Event) (rpc.Procedure, []byte, bool
 	case libvirt.DomainEventIDJobCompleted:
 		proc = rpc.ProcDomainEventCallbackJobCompleted
 		msg = &libvirt.DomainEventCallbackJobCompletedMsg{CallbackID: callbackID, Dom: ev.Dom, Params: ev.Params}
+	case libvirt.DomainEventIDMetadataChange:
+		proc = rpc.ProcDomainEventCallbackMetadataChange
+		m := &libvirt.DomainEventCallbackMetadataChangeMsg{CallbackID: callbackID, Dom: ev.Dom, Type: ev.MetadataType}
+		if ev.MetadataType == int32(libvirt.DomainMetadataElement) {
+			m.Nsuri = libvirt.OptString{ev.MetadataURI}
+		}
+		msg = m
 	default:
 		return 0, nil, false
 	}

@@ -33,6 +33,8 @@ type fakeDriver struct {
 	// panics, which the server must turn into an error reply.
 	driver.Domains
 	driver.Migration
+	driver.NodeQueries
+	driver.DomainEdits
 	block chan struct{} // when non-nil, DomainCapabilities waits for it
 }
 
@@ -145,12 +147,12 @@ func TestHandshakeAndHostQueries(t *testing.T) {
 func TestUnimplementedProcedureIsNoSupport(t *testing.T) {
 	ts := start(t, nil)
 	l := ts.client(t, "libvirt-sock")
-	_, err := l.ConnectGetSysinfo(0)
+	_, err := l.ConnectGetMaxVcpus(libvirt.OptString{"kvm"})
 	var le libvirt.Error
 	if !errors.As(err, &le) || le.Code != uint32(libvirt.ErrNoSupport) {
 		t.Fatalf("got %v, want VIR_ERR_NO_SUPPORT", err)
 	}
-	if !strings.Contains(le.Message, "this function is not supported by the connection driver: virConnectGetSysinfo") {
+	if !strings.Contains(le.Message, "this function is not supported by the connection driver: virConnectGetMaxVcpus") {
 		t.Errorf("message %q", le.Message)
 	}
 	// The connection survives the error.

@@ -27,6 +27,8 @@ import (
 type streamDriver struct {
 	driver.Domains
 	driver.Migration
+	driver.NodeQueries
+	driver.DomainEdits
 	streams chan io.ReadCloser
 }
 

@@ -138,6 +138,10 @@ var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "
 // dqEscaper is libxml2's attribute escaping (xmlAttrSerializeTxtContent).
 var dqEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\"", "&quot;")
 
+// dqTextEscaper is libxml2's text escaping (xmlEscapeContent): quotes
+// stay as they are.
+var dqTextEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\r", "&#13;")
+
 func orderedAttrs(n *node, parent string, opts Options) []xml.Attr {
 	order, ok := opts.AttrOrder[parent+"/"+n.name]
 	if !ok {
@@ -199,15 +203,19 @@ func write(b *strings.Builder, n *node, parent string, depth int, opts Options, 
 			b.WriteString(" " + a.Name.Local + "='" + escaper.Replace(v) + "'")
 		}
 	}
+	textEscaper := escaper
+	if dq {
+		textEscaper = dqTextEscaper
+	}
 	switch {
 	case len(n.children) == 0 && n.text == "":
 		b.WriteString("/>\n")
 	case len(n.children) == 0:
-		b.WriteString(">" + escaper.Replace(n.text) + "</" + n.name + ">\n")
+		b.WriteString(">" + textEscaper.Replace(n.text) + "</" + n.name + ">\n")
 	default:
 		b.WriteString(">\n")
 		if n.text != "" {
-			b.WriteString(indent + "  " + escaper.Replace(n.text) + "\n")
+			b.WriteString(indent + "  " + textEscaper.Replace(n.text) + "\n")
 		}
 		for _, c := range n.children {
 			write(b, c, n.name, depth+1, opts, dq || n.name == "metadata" && depth == 1)

@@ -50,3 +50,14 @@ func TestReformatErrors(t *testing.T) {
 		}
 	}
 }
+
+// Application elements in <metadata> are printed by libxml2: attributes in
+// double quotes, and quotes in text left alone.
+func TestReformatMetadataLikeLibxml2(t *testing.T) {
+	in := `<domain><metadata><app:x xmlns:app="urn:a" k='it&apos;s'>say "hi" &amp; it's</app:x></metadata><name>n</name></domain>`
+	want := "<domain>\n  <metadata>\n    <app:x xmlns:app=\"urn:a\" k=\"it's\">say \"hi\" &amp; it's</app:x>\n  </metadata>\n  <name>n</name>\n</domain>\n"
+	got, err := Reformat(in)
+	if err != nil || got != want {
+		t.Errorf("Reformat = %q, %v\nwant %q", got, err, want)
+	}
+}

@@ -35,6 +35,12 @@ func (d *Driver) load(ctx context.Context) error {
 			d.log.Error("stored definition has a bad uuid; skipping it", "domain", name, "err", err)
 			continue
 		}
+		if prev := d.byUUID[uuid]; prev != nil {
+			// Two definitions with one UUID: a rename was interrupted
+			// after writing the new name (store.RenameDefinition).
+			d.finishRename(prev, name, def)
+			continue
+		}
 		dom := newDomain(def.Name, uuid)
 		dom.def = def
 		dom.persistent = true
@@ -59,6 +65,37 @@ func (d *Driver) load(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// finishRename resolves two stored definitions of one domain left by a
+// rename the daemon did not finish: the newer file is the new name, the
+// older one goes (its autostart mark moves over).
+func (d *Driver) finishRename(prev *domain, name string, def *libvirtxml.Domain) {
+	older, newer := prev.name, name
+	pt, err1 := d.store.DefinitionModTime(prev.name)
+	nt, err2 := d.store.DefinitionModTime(name)
+	if err1 == nil && err2 == nil && nt.Before(pt) {
+		older, newer = name, prev.name
+	}
+	d.log.Warn("two definitions with one uuid: finishing an interrupted rename", "old", older, "new", newer)
+	auto := d.store.Autostart(older) || d.store.Autostart(newer)
+	if auto {
+		if err := d.store.SetAutostart(newer, true); err != nil {
+			d.log.Error("finish rename: autostart mark", "domain", newer, "err", err)
+		}
+	}
+	if err := d.store.RemoveDefinition(older); err != nil {
+		d.log.Error("finish rename: remove old definition", "domain", older, "err", err)
+	}
+	if newer == name {
+		d.mu.Lock()
+		d.removeLocked(prev)
+		prev.name = def.Name
+		prev.def = def
+		d.addLocked(prev)
+		d.mu.Unlock()
+	}
+	prev.autostart = auto
 }
 
 // reattach takes over a QEMU process that outlived a previous daemon: it

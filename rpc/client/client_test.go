@@ -26,6 +26,8 @@ import (
 type tunnelDriver struct {
 	driver.Domains
 	driver.Migration
+	driver.NodeQueries
+	driver.DomainEdits
 	got      chan []byte
 	failWith error
 }

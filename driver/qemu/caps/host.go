@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/govirtd/govirtd/driver/hostinfo"
 )
 
 // sysfs wraps a root directory so every host file is read below SysRoot;
@@ -99,62 +101,10 @@ func parseCPUInfo(data string) cpuInfo {
 
 // parseMeminfoKiB returns the value of key (e.g. "MemTotal") in KiB from
 // /proc/meminfo or a NUMA node's meminfo ("Node 0 MemTotal: ... kB").
-func parseMeminfoKiB(data, key string) (uint64, bool) {
-	for line := range strings.SplitSeq(data, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(k)
-		if len(f) == 0 || f[len(f)-1] != key {
-			continue
-		}
-		fields := strings.Fields(v)
-		if len(fields) == 0 {
-			return 0, false
-		}
-		n, err := strconv.ParseUint(fields[0], 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		return n, true
-	}
-	return 0, false
-}
+func parseMeminfoKiB(data, key string) (uint64, bool) { return hostinfo.ParseMeminfoKiB(data, key) }
 
 // parseCPUList parses the kernel's cpulist format ("0-3,8,10-11").
-func parseCPUList(s string) ([]int, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, nil
-	}
-	seen := map[int]bool{}
-	for part := range strings.SplitSeq(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(strings.TrimSpace(lo))
-		if err != nil {
-			return nil, fmt.Errorf("bad cpu list %q: %w", s, err)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(strings.TrimSpace(hi)); err != nil {
-				return nil, fmt.Errorf("bad cpu list %q: %w", s, err)
-			}
-		}
-		if b < a || b-a > 1<<16 {
-			return nil, fmt.Errorf("bad cpu list %q: invalid range", s)
-		}
-		for i := a; i <= b; i++ {
-			seen[i] = true
-		}
-	}
-	out := make([]int, 0, len(seen))
-	for c := range seen {
-		out = append(out, c)
-	}
-	sort.Ints(out)
-	return out, nil
-}
+func parseCPUList(s string) ([]int, error) { return hostinfo.ParseCPUList(s) }
 
 // formatCPUList renders CPUs the way libvirt's virBitmapFormat does:
 // ascending, consecutive runs collapsed to "a-b".

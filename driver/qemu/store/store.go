@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Store is the on-disk state of one driver instance.
@@ -99,6 +100,31 @@ func (s *Store) RemoveDefinition(name string) error {
 		return fmt.Errorf("remove definition of %s: %w", name, err)
 	}
 	return syncDir(filepath.Join(s.root, "domains"))
+}
+
+// RenameDefinition stores a domain's definition under its new name and
+// then removes the old one, moving its autostart mark along. A crash in
+// between leaves both definitions (same UUID; the driver keeps the newer
+// on load), never neither.
+func (s *Store) RenameDefinition(oldName, newName, xml string) error {
+	if err := s.SaveDefinition(newName, xml); err != nil {
+		return err
+	}
+	if s.Autostart(oldName) {
+		if err := s.SetAutostart(newName, true); err != nil {
+			return err
+		}
+	}
+	return s.RemoveDefinition(oldName)
+}
+
+// DefinitionModTime is when a definition was last written.
+func (s *Store) DefinitionModTime(name string) (time.Time, error) {
+	fi, err := os.Stat(s.defPath(name))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
 }
 
 // Definitions returns every stored definition by name.

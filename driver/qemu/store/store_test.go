@@ -64,3 +64,25 @@ func TestStatusRoundTrip(t *testing.T) {
 		t.Fatalf("after remove: %v", all)
 	}
 }
+
+func TestRenameDefinition(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SaveDefinition("old", "<domain>old</domain>")
+	s.SetAutostart("old", true)
+	if err := s.RenameDefinition("old", "new", "<domain>new</domain>"); err != nil {
+		t.Fatal(err)
+	}
+	defs, _ := s.Definitions()
+	if len(defs) != 1 || defs["new"] != "<domain>new</domain>" {
+		t.Fatalf("definitions after rename: %v", defs)
+	}
+	if s.Autostart("old") || !s.Autostart("new") {
+		t.Error("autostart mark did not move")
+	}
+	if _, err := s.DefinitionModTime("new"); err != nil {
+		t.Error(err)
+	}
+}
