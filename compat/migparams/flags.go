@@ -47,11 +47,10 @@ const Known = Live | PeerToPeer | Tunnelled | PersistDest | UndefineSource |
 
 // Unimplemented are the flags libvirt accepts but govirtd refuses: RDMA,
 // post-copy, TLS, multifd and zero-copy are QEMU features govirtd does not
-// drive, storage migration (NBD mirroring) does not exist yet, and
-// compression needs migration capabilities govirtd does not negotiate.
+// drive, and compression needs migration capabilities govirtd does not
+// negotiate.
 const Unimplemented = RDMAPinAll | Postcopy | PostcopyResume | TLS |
-	Parallel | Zerocopy | NonSharedDisk | NonSharedInc |
-	NonSharedSynchronousWrites | Compressed
+	Parallel | Zerocopy | Compressed
 
 var flagNames = []struct {
 	f    Flags

@@ -19,7 +19,7 @@ import (
 // begin, prepare, perform, finish and confirm, each firing on entry on the
 // host that runs it (on the destination, perform fires when its QEMU starts
 // receiving the stream), plus <step>-end, after the step's work and just
-// before its reply. Actions:
+// before its reply, and perform-nbd-copy (see faultInnerPoints). Actions:
 //
 //	error        the step returns an error (on entry: having done nothing)
 //	kill-qemu    the domain's QEMU on this host is killed at that point
@@ -34,6 +34,10 @@ const (
 
 var faultSteps = map[string]bool{"begin": true, "prepare": true, "perform": true, "finish": true, "confirm": true}
 
+// faultInnerPoints are points inside a step: perform-nbd-copy fires on the
+// source once every disk mirror is in sync, before the memory moves.
+var faultInnerPoints = map[string]bool{"perform-nbd-copy": true}
+
 // faults maps a point ("prepare", "finish-end", ...) to its action.
 type faults map[string]faultAction
 
@@ -43,7 +47,7 @@ func parseFaults(specs []string) (faults, error) {
 	for _, s := range specs {
 		point, action, ok := strings.Cut(s, ":")
 		step := strings.TrimSuffix(point, "-end")
-		if !ok || !faultSteps[step] {
+		if !ok || !(faultSteps[step] || faultInnerPoints[point]) {
 			return nil, fmt.Errorf("fault_injection %q: want <step>:<action> with step begin, prepare, perform, finish or confirm (optionally with -end)", s)
 		}
 		switch a := faultAction(action); a {

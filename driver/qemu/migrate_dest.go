@@ -148,6 +148,15 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 			}
 			m.incomingPort = port
 		}
+		copyStorage, incremental := storageFlags(flags)
+		copyStorage = copyStorage && stream == nil && cookie != nil && cookie.NBD != nil
+		if copyStorage {
+			if err := d.prepareStorageImages(ctx, m, def, cookie.NBD, incremental); err != nil {
+				rb.Run()
+				return nil, "", err
+			}
+			rb.Add("storage migration images and port", func() error { d.releaseStorage(m, true); return nil })
+		}
 		sw.lap("setup")
 		if err := d.start(ctx, dom, def, startOptions{incoming: "defer"}); err != nil {
 			rb.Run()
@@ -173,6 +182,13 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 			return nil, "", err
 		}
 		sw.lap("migrate-incoming")
+		if copyStorage {
+			if out.NBD, err = d.serveStorage(ctx, dom, m, mon, cookie.NBD); err != nil {
+				rb.Run()
+				return nil, "", err
+			}
+			sw.lap("nbd server")
+		}
 		go d.watchIncoming(dom, m)
 		if stream == nil {
 			uri, err = d.incomingURI(params, port)
@@ -388,6 +404,7 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 			d.abortIncoming(dom, m)
 			return libvirt.Domain{}, nil, err
 		}
+		d.stopServingStorage(ctx, dom, m, mon)
 		if migparams.Flags(flags)&migparams.Paused == 0 {
 			if err := mon.Cont(ctx); err != nil {
 				d.abortIncoming(dom, m)
@@ -418,6 +435,7 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 	}
 	sw.lap("cookie")
 	ref := dom.ref()
+	d.releaseStorage(m, false)
 	d.endMigJob(dom, m)
 	sw.lap("end job")
 	if err := d.fire("finish-end", dom); err != nil {
@@ -481,6 +499,9 @@ func (d *Driver) abortIncoming(dom *domain, m *migState) {
 			d.log.Error("kill incoming QEMU", "domain", dom.name, "err", err)
 		}
 	}
+	// The images this migration created go with the guest that failed
+	// to arrive; images that were here before stay.
+	d.releaseStorage(m, !dom.active())
 	d.endMigJob(dom, m)
 	dom.mu.Lock()
 	persistent := dom.persistent

@@ -52,6 +52,11 @@ func (d *Driver) GetJobInfo(ctx context.Context, ref libvirt.Domain) (driver.Job
 		ji.DataTotal, ji.DataProcessed, ji.DataRemaining = uint64(info.RAM.Total), uint64(info.RAM.Transferred), uint64(info.RAM.Remaining)
 		ji.MemTotal, ji.MemProcessed, ji.MemRemaining = ji.DataTotal, ji.DataProcessed, ji.DataRemaining
 	}
+	if m.storage != nil && len(m.storage.disks) > 0 {
+		p := m.storage.snapshot()
+		ji.FileTotal, ji.FileProcessed, ji.FileRemaining = p.Total, p.Processed, p.Remaining
+		ji.DataTotal, ji.DataProcessed, ji.DataRemaining = ji.MemTotal+p.Total, ji.MemProcessed+p.Processed, ji.MemRemaining+p.Remaining
+	}
 	return ji, nil
 }
 
@@ -81,7 +86,7 @@ func (d *Driver) GetJobStats(ctx context.Context, ref libvirt.Domain, flags uint
 	if !ok {
 		info = qmp.MigrationInfo{}
 	}
-	return jobUnbounded, jobStatsFromQEMU(op, info, time.Since(m.job.Started)).TypedParams(), nil
+	return jobUnbounded, withDisks(jobStatsFromQEMU(op, info, time.Since(m.job.Started)), m).TypedParams(), nil
 }
 
 // AbortJob implements driver.Migration: an outgoing migration in QEMU is
@@ -101,6 +106,11 @@ func (d *Driver) AbortJob(ctx context.Context, ref libvirt.Domain) error {
 	dom.mu.Unlock()
 	if m == nil {
 		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "no job is active on the domain")
+	}
+	if !running && m.storage != nil && m.storage.abortCopy() {
+		// The disks are still being copied: the mirrors are abandoned
+		// and Perform fails with "operation aborted".
+		return nil
 	}
 	if !running {
 		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot abort migration in post-copy mode or outside its transfer phase")

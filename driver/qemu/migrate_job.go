@@ -44,6 +44,8 @@ type migState struct {
 	// destination's perform point); Finish reports it.
 	injectedMu sync.Mutex
 	injected   error
+	// storage is the storage migration (--copy-storage-*), nil without.
+	storage *storageMig
 	// restoreSpeed puts back the domain's speed limit the migration's
 	// bandwidth parameter replaced (called with dom.mu held).
 	restoreSpeed func()

@@ -121,6 +121,15 @@ func (d *Driver) recoverJob(ctx context.Context, dom *domain, job *migration.Job
 	dom.mig = m
 	dom.mu.Unlock()
 	log := d.log.With("domain", dom.name, "role", string(job.Role), "phase", string(job.Phase))
+	sent := job.Phase != migration.Begin3 && job.Phase != migration.Perform3
+	if job.Phase == migration.Perform3 {
+		if mon, err := dom.monitor(); err == nil {
+			if info, err := mon.QueryMigrate(ctx); err == nil && info.Status == "completed" {
+				sent = true
+			}
+		}
+	}
+	d.recoverStorage(ctx, dom, m, sent)
 	switch {
 	case job.Role == migration.Destination && job.Phase == migration.Finish3:
 		// The guest was resumed (or about to be): it lives here now.

@@ -66,7 +66,7 @@ func (d *Driver) begin(dom *domain, m *migState, flags uint32) ([]byte, string, 
 	default:
 		src = live
 		if migparams.Flags(flags)&migparams.Unsafe == 0 {
-			if err := migcheck.Safe(src, migparams.Flags(flags)); err != nil {
+			if err := migcheck.SafeWith(src, migparams.Flags(flags), migcheck.SafetyOptions{MigrateDisks: m.params.MigrateDisks}); err != nil {
 				return nil, "", err
 			}
 		}
@@ -94,6 +94,11 @@ func (d *Driver) begin(dom *domain, m *migState, flags uint32) ([]byte, string, 
 		caps = sourceCookieCaps()
 	}
 	c := migcookie.ForBegin(d.identity(dom), src.CPU, caps)
+	if copyStorage, _ := storageFlags(flags); copyStorage && !offline {
+		if c.NBD, err = d.beginStorage(dom, m, live); err != nil {
+			return nil, "", err
+		}
+	}
 	cookie, err := c.Marshal()
 	if err != nil {
 		return nil, "", err
@@ -222,7 +227,17 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 		run.acIncrement = &v
 	}
 	sw.lap("setup")
+	if err := d.copyStorage(dom, m, mon, uri, flags); err != nil {
+		if m.tunnel != nil {
+			err = m.tunnel.abort(err)
+		}
+		return fail(err)
+	}
+	sw.lap("storage copy")
 	info, err := d.runSourceMigration(ctx, dom, mon, uri, run)
+	if serr := d.endStorageCopy(m, mon, err == nil); err == nil && serr != nil {
+		err = serr
+	}
 	sw.lap("qemu migration")
 	if m.tunnel != nil {
 		// Done only once the destination confirmed it got everything.
@@ -235,12 +250,16 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 	if err != nil {
 		return fail(err)
 	}
-	stats := jobStatsFromQEMU(jobOperationMigrationOut, info, time.Since(m.job.Started))
+	stats := withDisks(jobStatsFromQEMU(jobOperationMigrationOut, info, time.Since(m.job.Started)), m)
 	m.stats = stats
 	if err := d.advance(dom, m, migration.Perform3Done); err != nil {
 		return fail(err)
 	}
 	c := migcookie.ForPerform(d.identity(dom), cookieStats(stats, m.job.Started))
+	if m.storage != nil && len(m.storage.disks) > 0 {
+		// Tells the destination to stop its NBD server.
+		c.NBD = &migcookie.NBD{}
+	}
 	if migparams.Flags(flags)&migparams.PersistDest != 0 {
 		dom.mu.Lock()
 		persistent := dom.def

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the test guest: OUTDIR/vmlinuz (Debian cloud kernel) and
-# OUTDIR/initrd.img (newc cpio, gzip, holding a static /init and the two
-# kernel modules of the ACPI power button).
+# OUTDIR/initrd.img (newc cpio, gzip, holding a static /init and the
+# kernel modules it loads: ACPI power button, virtio disk and balloon).
 #
 #   test/guest/build.sh [OUTDIR]      default OUTDIR: test/guest/out
 #
@@ -77,8 +77,17 @@ if ! kkey=$(resolve_kernel); then
 	fi
 fi
 
-if [ -s "$out/vmlinuz" ] && [ -s "$out/modules/button.ko" ] && [ -s "$out/modules/evdev.ko" ] &&
-	[ "$(cat "$kstamp" 2>/dev/null)" = "$kkey" ]; then
+# The modules /init loads (drivers/… paths in the kernel package), in the
+# order it loads them: the ACPI power button and its input events, virtio
+# over PCI, the virtio disk and balloon. None needs a module not listed.
+modules=(acpi/button input/evdev virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev
+	virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk virtio/virtio_balloon)
+have_modules() {
+	local m
+	for m in "${modules[@]}"; do [ -s "$out/modules/$(basename "$m").ko" ] || return 1; done
+}
+
+if [ -s "$out/vmlinuz" ] && have_modules && [ "$(cat "$kstamp" 2>/dev/null)" = "$kkey" ]; then
 	log "kernel up to date: $kkey"
 else
 	log "fetching kernel $kkey"
@@ -88,17 +97,19 @@ else
 	# the _apt permission warning for a root-owned directory.
 	(cd "$tmp" && as_root apt-get download -qq -o APT::Sandbox::User=root "$kkey" >&2)
 	deb=$(ls "$tmp"/*.deb)
-	# Same as dpkg-deb -x, but unpack only /boot and the two modules that
-	# deliver the ACPI power button to /init (button.ko, evdev.ko; neither
-	# depends on another module): the other modules (~100 MB) are of no use.
+	# Same as dpkg-deb -x, but unpack only /boot and the modules /init
+	# loads: the other modules (~100 MB) are of no use.
 	mkdir "$tmp/x"
-	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*' \
-		'./lib/modules/*/kernel/drivers/acpi/button.ko' './lib/modules/*/kernel/drivers/input/evdev.ko'
+	patterns=()
+	for m in "${modules[@]}"; do patterns+=("./lib/modules/*/kernel/drivers/$m.ko"); done
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*' "${patterns[@]}"
 	cfg=$(ls "$tmp"/x/boot/config-*)
-	grep -qx 'CONFIG_ACPI_BUTTON=m' "$cfg" || die "$kkey: ACPI button driver is not a module"
-	grep -qx 'CONFIG_INPUT_EVDEV=m' "$cfg" || die "$kkey: evdev is not a module"
 	rm -rf "$out/modules" && mkdir "$out/modules"
-	cp "$(find "$tmp/x/lib/modules" -name button.ko)" "$(find "$tmp/x/lib/modules" -name evdev.ko)" "$out/modules/"
+	for m in "${modules[@]}"; do
+		f=$(find "$tmp/x/lib/modules" -path "*/drivers/$m.ko")
+		[ -n "$f" ] || die "$kkey: no module drivers/$m.ko (built in? then /init need not load it)"
+		cp "$f" "$out/modules/"
+	done
 	# The initramfs has no modules, so the serial console must be built in.
 	grep -qx 'CONFIG_SERIAL_8250_CONSOLE=y' "$cfg" || die "$kkey: serial 8250 console not built in"
 	grep -qx 'CONFIG_DEVTMPFS=y' "$cfg" || die "$kkey: no devtmpfs"
@@ -113,7 +124,7 @@ fi
 
 # --- initramfs ------------------------------------------------------------
 cflags=(-static -O2 -s -Wall -Wextra)
-ikey=$( { cat "$here/init.c" "$here/build.sh" "$out/modules/button.ko" "$out/modules/evdev.ko"; echo "${cflags[*]}"; gcc --version | head -1; } | sha256sum | cut -d' ' -f1)
+ikey=$( { cat "$here/init.c" "$here/build.sh" "$out"/modules/*.ko; echo "${cflags[*]}"; gcc --version | head -1; } | sha256sum | cut -d' ' -f1)
 istamp=$out/initrd.stamp
 if [ -s "$out/initrd.img" ] && [ "$(cat "$istamp" 2>/dev/null)" = "$ikey" ]; then
 	log "initrd up to date"
@@ -125,7 +136,7 @@ else
 	root=$tmp/root
 	mkdir -p "$root/dev" "$root/proc" "$root/modules"
 	install -m 0755 "$tmp/init" "$root/init"
-	install -m 0644 "$out/modules/button.ko" "$out/modules/evdev.ko" "$root/modules/"
+	install -m 0644 "$out"/modules/*.ko "$root/modules/"
 	# /dev/console lets the kernel hand init its stdio (and avoids the
 	# "unable to open an initial console" warning).  init mounts devtmpfs
 	# and opens the console itself anyway, so without mknod rights the

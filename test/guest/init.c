@@ -10,6 +10,9 @@
  *   GUEST VERIFY id=<bootid> n=<k> bad=<b> mism=<m>   after each full pass
  *   GUEST MISMATCH id=<bootid> page=.. | counter ...   first few mismatches
  *   GUEST ERROR <what>                          something failed; ticking goes on
+ *   GUEST DISK id=<bootid> n=<k> written=<w> checked=<c> dmism=<d>
+ *                                               after each check of the disk blocks
+ *   GUEST DISK MISMATCH id=<bootid> block=..    first few bad blocks
  *
  * A migrated guest keeps its id and its tick counter keeps rising by one
  * (a reboot would print a new BOOT line and restart n at 1).  mism counts
@@ -22,6 +25,16 @@
  *   dirty_mb=N       MiB of memory to keep tagged and to dirty (default 0)
  *   dirty_rate_mb=N  MiB per second to rewrite, spread over the ticks (default 0)
  *   boot_id=S        id to print instead of a random 64-bit hex value
+ *   disk_blocks=N    4 KiB blocks at the start of /dev/vda to keep writing
+ *                    and checking (default 0: the disk is left alone)
+ *   disk_rate=N      blocks written per tick (default 4)
+ *
+ * The disk blocks prove a storage migration: each write is numbered and
+ * its content derives from the boot id, the block and that number; what
+ * this program last wrote to each block is in its memory (which migrates
+ * with it), and every few seconds it reads every written block back from
+ * the disk, bypassing the page cache.  dmism counts blocks whose content
+ * is not the last write: data lost or corrupted on the way.
  *
  * With ACPI (no acpi=off on the command line, <acpi/> in the domain), it
  * also answers the ACPI power button as a real OS does: it prints
@@ -71,6 +84,8 @@ static uint64_t id_hash;          /* boot id folded to 64 bits, put in every pag
 static unsigned long tick_ms = 200;
 static unsigned long dirty_mb;
 static unsigned long dirty_rate_mb;
+static unsigned long disk_blocks;
+static unsigned long disk_rate = 4;
 
 static unsigned char *area;       /* the dirtied memory, NULL if none */
 static size_t page_size = 4096;
@@ -184,6 +199,10 @@ static void parse_cmdline(void)
 			dirty_mb = parse_num(w + 9, "dirty_mb", 0);
 		else if (!strncmp(w, "dirty_rate_mb=", 14))
 			dirty_rate_mb = parse_num(w + 14, "dirty_rate_mb", 0);
+		else if (!strncmp(w, "disk_blocks=", 12))
+			disk_blocks = parse_num(w + 12, "disk_blocks", 0);
+		else if (!strncmp(w, "disk_rate=", 10))
+			disk_rate = parse_num(w + 10, "disk_rate", 4);
 		else if (!strncmp(w, "boot_id=", 8) && w[8]) {
 			/* Keep only printable characters so lines stay parseable. */
 			size_t j = 0;
@@ -385,7 +404,14 @@ static int n_inputs;
  * (the power button among them) a /dev/input/eventN node on devtmpfs. */
 static void setup_power_button(void)
 {
-	const char *mods[] = { "/modules/button.ko", "/modules/evdev.ko" };
+	/* In dependency order: the power button and its input events, then
+	 * virtio over PCI for the disk (virtio_blk) and the balloon. */
+	const char *mods[] = {
+		"/modules/button.ko", "/modules/evdev.ko",
+		"/modules/virtio_ring.ko", "/modules/virtio.ko",
+		"/modules/virtio_pci_legacy_dev.ko", "/modules/virtio_pci_modern_dev.ko",
+		"/modules/virtio_pci.ko", "/modules/virtio_blk.ko", "/modules/virtio_balloon.ko",
+	};
 	for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
 		int fd = open(mods[i], O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
@@ -450,6 +476,93 @@ static void sleep_until(const struct timespec *deadline)
 	}
 }
 
+/* ---- disk ----------------------------------------------------------- */
+
+#define DISK_BLOCK 4096
+#define DISK_MAGIC UINT64_C(0x4755455354444b42) /* "GUESTDKB" */
+#define MAX_DISK_MISMATCH_LINES 10
+
+static int disk_fd = -1;
+static uint32_t *disk_gen;        /* number of the last write of each block, 0 = none */
+static uint64_t *disk_buf;        /* one aligned block, for O_DIRECT */
+static uint64_t disk_next, disk_written, disk_checked, disk_mism, disk_mismatch_lines;
+
+static void fill_block(size_t idx, uint32_t gen)
+{
+	disk_buf[0] = DISK_MAGIC;
+	disk_buf[1] = id_hash;
+	disk_buf[2] = idx;
+	disk_buf[3] = gen;
+	for (size_t k = 4; k < DISK_BLOCK / 8; k++)
+		disk_buf[k] = mix64(id_hash ^ ((uint64_t)idx << 32) ^ ((uint64_t)gen << 8) ^ k);
+}
+
+static void setup_disk(void)
+{
+	if (!disk_blocks)
+		return;
+	/* virtio_blk probes asynchronously: give /dev/vda a few seconds. */
+	for (int tries = 0; tries < 100 && disk_fd < 0; tries++) {
+		disk_fd = open("/dev/vda", O_RDWR | O_DIRECT | O_DSYNC | O_CLOEXEC);
+		if (disk_fd < 0)
+			usleep(50000);
+	}
+	if (disk_fd < 0) {
+		say("GUEST ERROR open /dev/vda: %s", strerror(errno));
+		return;
+	}
+	disk_gen = calloc(disk_blocks, sizeof *disk_gen);
+	if (!disk_gen || posix_memalign((void **)&disk_buf, DISK_BLOCK, DISK_BLOCK)) {
+		say("GUEST ERROR no memory for %lu disk blocks", disk_blocks);
+		close(disk_fd);
+		disk_fd = -1;
+	}
+}
+
+/* Write the next disk_rate blocks, round robin. */
+static void disk_tick(void)
+{
+	if (disk_fd < 0)
+		return;
+	for (unsigned long r = 0; r < disk_rate; r++) {
+		size_t idx = disk_next++ % disk_blocks;
+		fill_block(idx, disk_gen[idx] + 1);
+		if (pwrite(disk_fd, disk_buf, DISK_BLOCK, (off_t)idx * DISK_BLOCK) != DISK_BLOCK) {
+			say("GUEST ERROR disk write block %zu: %s", idx, strerror(errno));
+			return;
+		}
+		disk_gen[idx]++; /* only a write that completed is expected back */
+		disk_written++;
+	}
+}
+
+/* Read every written block back and compare it with its last write. */
+static void disk_check(uint64_t n)
+{
+	if (disk_fd < 0)
+		return;
+	static uint64_t want[DISK_BLOCK / 8];
+	for (size_t idx = 0; idx < disk_blocks; idx++) {
+		if (!disk_gen[idx])
+			continue;
+		fill_block(idx, disk_gen[idx]);
+		memcpy(want, disk_buf, DISK_BLOCK);
+		if (pread(disk_fd, disk_buf, DISK_BLOCK, (off_t)idx * DISK_BLOCK) != DISK_BLOCK) {
+			say("GUEST ERROR disk read block %zu: %s", idx, strerror(errno));
+			return;
+		}
+		disk_checked++;
+		if (memcmp(want, disk_buf, DISK_BLOCK) != 0) {
+			disk_mism++;
+			if (disk_mismatch_lines++ < MAX_DISK_MISMATCH_LINES)
+				say("GUEST DISK MISMATCH id=%s block=%zu want_gen=%" PRIu32 " got_magic=%016" PRIx64 " got_gen=%" PRIu64,
+				    boot_id, idx, disk_gen[idx], disk_buf[0], disk_buf[3]);
+		}
+	}
+	say("GUEST DISK id=%s n=%" PRIu64 " written=%" PRIu64 " checked=%" PRIu64 " dmism=%" PRIu64,
+	    boot_id, n, disk_written, disk_checked, disk_mism);
+}
+
 /* ---- main loop ------------------------------------------------------ */
 
 static void ts_add_ms(struct timespec *t, unsigned long ms)
@@ -486,6 +599,7 @@ int main(void)
 	    boot_id, tick_ms, dirty_mb, dirty_rate_mb);
 	setup_area();
 	setup_power_button();
+	setup_disk();
 
 	/* With no rewriting, still check the idle area about every 5 s. */
 	uint64_t idle_verify_ticks = 5000 / tick_ms ? 5000 / tick_ms : 1;
@@ -512,6 +626,9 @@ int main(void)
 		} else if (area && n % idle_verify_ticks == 0) {
 			verify_all();
 		}
+		disk_tick();
+		if (n % idle_verify_ticks == 0)
+			disk_check(n);
 		sleep_until(&next);
 		/* After a long stop (paused VM, slow host) start afresh rather
 		 * than fire a burst of late ticks. */

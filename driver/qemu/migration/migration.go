@@ -84,6 +84,9 @@ type Job struct {
 	PeerURI string `json:"peer_uri,omitempty"`
 	// DestName is the domain's name on the destination (--dname).
 	DestName string `json:"dest_name,omitempty"`
+	// CreatedImages are the disk images the destination created for a
+	// storage migration: if it fails, even after a restart, they go.
+	CreatedImages []string `json:"created_images,omitempty"`
 	// ConnID is the client connection that owns the job (managed mode):
 	// when it closes before the job ends, the job is cleaned up.
 	ConnID uint64 `json:"-"`

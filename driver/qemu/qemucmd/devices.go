@@ -297,8 +297,7 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 		return unsupported("%s has no source", what)
 	}
 	readOnly := device == "cdrom" || disk.ReadOnly != nil
-	nodeStorage := fmt.Sprintf("libvirt-%d-storage", nodeIndex)
-	nodeFormat := fmt.Sprintf("libvirt-%d-format", nodeIndex)
+	nodeStorage, nodeFormat := blockNodeNames(nodeIndex)
 	if storage != nil {
 		storage.add("node-name", nodeStorage)
 		tune.addCache(storage)
