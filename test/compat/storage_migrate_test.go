@@ -221,7 +221,7 @@ func TestMigrateCopyStorageChoicesAndAbort(t *testing.T) {
 		b := StartHost(t, HostOptions{Name: "ja-b"})
 		serial, srcImg, dstImg, dstXML := diskGuest(t, a, b, "ja", "raw", 0)
 		orig := filepath.Join(t.TempDir(), "orig.raw")
-		if r := run(t, time.Minute, "cp", "--sparse=always", srcImg, orig); r.Err != nil {
+		if r := run(t, time.Minute, "qemu-img", "convert", "-U", "-f", "raw", "-O", "raw", srcImg, orig); r.Err != nil {
 			t.Fatal(r)
 		}
 		done := make(chan Result, 1)
