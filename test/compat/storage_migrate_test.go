@@ -259,11 +259,28 @@ func TestMigrateCopyStorageChoicesAndAbort(t *testing.T) {
 		sameImage(t, orig, srcImg)
 		MustVirsh(t, a.URI(), "destroy", "ja")
 	})
-	for _, action := range []string{"error", "exit-daemon"} {
-		t.Run("fault-perform-nbd-copy-"+action, func(t *testing.T) {
+	for _, f := range []struct {
+		point, action string
+		onDest        bool
+	}{
+		{"perform-nbd-copy", "error", false},
+		{"perform-nbd-copy", "exit-daemon", false},
+		{"prepare-end", "error", true},
+		{"finish", "error", true},
+	} {
+		t.Run("fault-"+f.point+"-"+f.action, func(t *testing.T) {
 			t.Parallel()
-			a := StartHost(t, HostOptions{Name: "nf-a", Extra: fmt.Sprintf("fault_injection = [ %q ]\n", "perform-nbd-copy:"+action)})
-			b := StartHost(t, HostOptions{Name: "nf-b"})
+			fault := fmt.Sprintf("fault_injection = [ %q ]\n", f.point+":"+f.action)
+			var aOpts, bOpts HostOptions
+			if f.onDest {
+				bOpts.Extra = fault
+			} else {
+				aOpts.Extra = fault
+			}
+			aOpts.Name, bOpts.Name = "nf-a", "nf-b"
+			a := StartHost(t, aOpts)
+			b := StartHost(t, bOpts)
+			action := f.action
 			serial, _, dstImg, dstXML := diskGuest(t, a, b, "nf", "qcow2", 256)
 			waitDiskCheck(t, serial, 0, time.Minute)
 			r := run(t, 3*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "--copy-storage-all", "--xml", dstXML, "nf", b.URI())
