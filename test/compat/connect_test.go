@@ -112,15 +112,15 @@ func TestVirshUnsupportedProcedure(t *testing.T) {
 	deps.Require(t, "virsh")
 	t.Parallel()
 	h := StartHost(t, HostOptions{})
-	r := Virsh(t, h.URI(), "sysinfo")
+	r := Virsh(t, h.URI(), "cpu-models", "x86_64")
 	if r.Err == nil {
-		t.Fatalf("sysinfo succeeded:\n%s", r)
+		t.Fatalf("cpu-models succeeded:\n%s", r)
 	}
-	if !strings.Contains(r.Stderr, "this function is not supported by the connection driver: virConnectGetSysinfo") {
-		t.Fatalf("sysinfo error:\n%s", r)
+	if !strings.Contains(r.Stderr, "this function is not supported by the connection driver: virConnectGetCPUModelNames") {
+		t.Fatalf("cpu-models error:\n%s", r)
 	}
 	// In one virsh session: the failing command, then a working one.
-	r = Virsh(t, h.URI(), "sysinfo; hostname")
+	r = Virsh(t, h.URI(), "cpu-models x86_64; hostname")
 	if !strings.Contains(r.Stdout, h.Name) {
 		t.Fatalf("hostname after a refused call in the same session:\n%s", r)
 	}
