@@ -44,8 +44,6 @@ type DomainStats interface {
 	GetVcpuPinInfo(ctx context.Context, dom libvirt.Domain, max int, flags uint32) ([][]int, error)
 	// PinVcpu pins one vCPU to the given host CPUs.
 	PinVcpu(ctx context.Context, dom libvirt.Domain, vcpu uint32, cpus []int, flags uint32) error
-	// HostCPUs is the number of host CPUs cpumaps describe.
-	HostCPUs() int
 	// QEMUMonitorCommand runs a QMP command (or, with
 	// VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP, an HMP command line) and
 	// returns QEMU's reply.

@@ -78,6 +78,7 @@ func registerHandlers(t *Table, s *Server) {
 	registerDomainHandlers(t, s)
 	registerEmptyDriverHandlers(t)
 	registerMigrationHandlers(t, s)
+	registerStatsHandlers(t, s)
 }
 
 func (s *Server) connectOpen(c *Call, a *libvirt.ConnectOpenArgs) error {

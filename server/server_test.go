@@ -33,6 +33,7 @@ type fakeDriver struct {
 	// panics, which the server must turn into an error reply.
 	driver.Domains
 	driver.Migration
+	driver.DomainStats
 	block chan struct{} // when non-nil, DomainCapabilities waits for it
 }
 

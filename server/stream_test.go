@@ -27,6 +27,7 @@ import (
 type streamDriver struct {
 	driver.Domains
 	driver.Migration
+	driver.DomainStats
 	streams chan io.ReadCloser
 }
 

@@ -16,9 +16,9 @@ import (
 	"github.com/govirtd/govirtd/driver/qemu/process"
 )
 
-// HostCPUs implements driver.DomainStats: the host CPUs pinning maps
-// cover (virHostCPUGetCount).
-func (d *Driver) HostCPUs() int { return int(d.host.NodeInfo().CPUs) }
+// hostCPUs is the number of host CPUs pinning maps cover
+// (virHostCPUGetCount).
+func (d *Driver) hostCPUs() int { return int(d.host.NodeInfo().CPUs) }
 
 // GetVcpus implements driver.DomainStats as libvirt's
 // qemuDomainHelperGetVcpus: each online vCPU's thread (query-cpus-fast),
@@ -86,7 +86,7 @@ func (d *Driver) GetVcpuPinInfo(ctx context.Context, ref libvirt.Domain, max int
 	if err != nil {
 		return nil, err
 	}
-	return vcpuPinning(def, d.HostCPUs(), max)
+	return vcpuPinning(def, d.hostCPUs(), max)
 }
 
 func vcpuPinning(def *libvirtxml.Domain, hostCPUs, max int) ([][]int, error) {
