@@ -203,13 +203,24 @@ func (d *Driver) blockGroup(ctx context.Context, def *libvirtxml.Domain, mon *qm
 			highest = e.Parent.Stats.WrHighestOffset
 		}
 		ull("allocation", highest)
+		var physical int64
 		if img := blockImage(blocks, e); img != nil {
 			if img.VirtualSize != 0 {
 				ull("capacity", img.VirtualSize)
 			}
-			if img.ActualSize != nil && *img.ActualSize != 0 {
-				ull("physical", *img.ActualSize)
+			if img.ActualSize != nil {
+				physical = *img.ActualSize
 			}
+		}
+		// Nothing allocated (or unknown): libvirt falls back to the
+		// file's size (qemuDomainStorageUpdatePhysical).
+		if physical == 0 {
+			if _, _, phys, err := imageLimits(path, ""); err == nil {
+				physical = int64(phys)
+			}
+		}
+		if physical != 0 {
+			ull("physical", physical)
 		}
 	}
 }
