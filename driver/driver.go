@@ -34,6 +34,7 @@ type Driver interface {
 	Domains
 	DomainEdits
 	Migration
+	DomainStats
 	// ConnectionClosed tells the driver a client connection went away, so
 	// it can clean up work that connection owned (a managed migration the
 	// client never finished).

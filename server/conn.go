@@ -229,7 +229,7 @@ func (c *Conn) worker(p *rpc.Packet) {
 // level, warnings, would otherwise drop every line).
 func (c *Conn) logCall(p *rpc.Packet, took time.Duration, err error) {
 	r := slog.NewRecord(time.Now(), slog.LevelInfo, "rpc call", 0)
-	r.Add("proc", p.Procedure.String(), "serial", p.Serial, "duration", took)
+	r.Add("proc", procName(p.Header), "serial", p.Serial, "duration", took)
 	if err != nil {
 		r.Add("err", err.Error())
 	}
@@ -297,12 +297,12 @@ func (c *Conn) encodeReply(ch rpc.Header, call *Call, ret any) ([]byte, error) {
 func (c *Conn) invoke(call *Call, p *rpc.Packet) (ret any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("handler panicked", "proc", p.Procedure, "panic", r, "stack", string(debug.Stack()))
+			c.log.Error("handler panicked", "proc", procName(p.Header), "panic", r, "stack", string(debug.Stack()))
 			ret, err = nil, compat.Errorf(libvirt.ErrInternalError, compat.FromNone, "unexpected failure in %s", p.Procedure.API())
 		}
 	}()
 	if p.Program == rpc.ProgramQEMU {
-		return nil, compat.NoSupport("virDomainQemuMonitorCommand")
+		return c.invokeQEMU(call, p)
 	}
 	if !p.Procedure.Known() {
 		return nil, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "unknown procedure: %d", p.Procedure)
@@ -320,6 +320,29 @@ func (c *Conn) invoke(call *Call, p *rpc.Packet) (ret any, err error) {
 	args, err := h.decode(p.Body)
 	if err != nil {
 		c.log.Info("bad call arguments", "proc", p.Procedure, "err", err)
+		return nil, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unable to decode message payload")
+	}
+	return h.invoke(call, args)
+}
+
+// invokeQEMU runs a call of the QEMU program, whose procedure numbers
+// are its own (qemu_protocol.x). Its calls all act on domains: none is
+// allowed before CONNECT_OPEN or on a read-only connection, where
+// libvirt's virDomainQemu* APIs refuse them.
+func (c *Conn) invokeQEMU(call *Call, p *rpc.Packet) (any, error) {
+	h, ok := c.srv.qemuTable.lookup(p.Procedure)
+	if !ok {
+		return nil, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "unknown procedure: %d", p.Procedure)
+	}
+	if !c.opened.Load() {
+		return nil, compat.Errorf(libvirt.ErrInternalError, compat.FromNone, "connection not open")
+	}
+	if c.readOnly {
+		return nil, compat.ReadOnly("read only access prevents " + qemuProcAPI[p.Procedure])
+	}
+	args, err := h.decode(p.Body)
+	if err != nil {
+		c.log.Info("bad call arguments", "program", "qemu", "proc", uint32(p.Procedure), "err", err)
 		return nil, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unable to decode message payload")
 	}
 	return h.invoke(call, args)

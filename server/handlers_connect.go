@@ -79,6 +79,7 @@ func registerHandlers(t *Table, s *Server) {
 	registerEmptyDriverHandlers(t)
 	registerMigrationHandlers(t, s)
 	registerNodeHandlers(t, s)
+	registerStatsHandlers(t, s)
 }
 
 func (s *Server) connectOpen(c *Call, a *libvirt.ConnectOpenArgs) error {

@@ -25,6 +25,8 @@ type Server struct {
 	drv   driver.Driver
 	log   *slog.Logger
 	table *Table
+	// qemuTable holds the QEMU program's procedures (qemu_protocol.x).
+	qemuTable *Table
 
 	listReplies listReplies // memo of ConnectListAllDomains replies
 
@@ -44,6 +46,8 @@ func New(cfg *config.Config, drv driver.Driver, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, drv: drv, log: log, ctx: ctx, cancel: cancel, conns: map[*Conn]struct{}{}}
 	s.table = NewTable()
 	registerHandlers(s.table, s)
+	s.qemuTable = NewTable()
+	registerQEMUHandlers(QEMUTable{s.qemuTable}, s)
 	drv.SetEventSink(s.deliverEvent)
 	return s
 }

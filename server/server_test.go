@@ -35,6 +35,7 @@ type fakeDriver struct {
 	driver.Migration
 	driver.NodeQueries
 	driver.DomainEdits
+	driver.DomainStats
 	block chan struct{} // when non-nil, DomainCapabilities waits for it
 }
 

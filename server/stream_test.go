@@ -29,6 +29,7 @@ type streamDriver struct {
 	driver.Migration
 	driver.NodeQueries
 	driver.DomainEdits
+	driver.DomainStats
 	streams chan io.ReadCloser
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 
+	libvirt "github.com/digitalocean/go-libvirt"
+
 	"github.com/govirtd/govirtd/rpc"
 	"github.com/govirtd/govirtd/xdr"
 )
@@ -95,4 +97,33 @@ func withVoidRet[A any](fn func(*Call, *A) error) func(*Call, *A) (*Void, error)
 
 func withVoidArgs[R any](fn func(*Call) (*R, error)) func(*Call, *Void) (*R, error) {
 	return func(c *Call, _ *Void) (*R, error) { return fn(c) }
+}
+
+// QEMU program procedures (qemu_protocol.x) govirtd implements.
+const qemuProcDomainMonitorCommand rpc.Procedure = 1 // QEMU_PROC_DOMAIN_MONITOR_COMMAND
+
+// qemuProcAPI names the public API of each QEMU program procedure.
+var qemuProcAPI = map[rpc.Procedure]string{
+	qemuProcDomainMonitorCommand: "virDomainQemuMonitorCommand",
+}
+
+// procName names a call's procedure for logs, in its own program.
+func procName(h rpc.Header) string {
+	if h.Program == rpc.ProgramQEMU {
+		if h.Procedure == qemuProcDomainMonitorCommand {
+			return "QEMU_PROC_DOMAIN_MONITOR_COMMAND"
+		}
+		return fmt.Sprintf("QEMU_PROC_%d", uint32(h.Procedure))
+	}
+	return h.Procedure.String()
+}
+
+// QEMUTable is the dispatch table of the QEMU program. Its procedure
+// numbers overlap the remote program's, hence a table of its own.
+type QEMUTable struct{ t *Table }
+
+// DomainMonitorCommand binds the handler of
+// QEMU_PROC_DOMAIN_MONITOR_COMMAND (1).
+func (q QEMUTable) DomainMonitorCommand(fn func(*Call, *libvirt.QEMUDomainMonitorCommandArgs) (*libvirt.QEMUDomainMonitorCommandRet, error)) {
+	bind(q.t, qemuProcDomainMonitorCommand, fn)
 }

@@ -42,16 +42,23 @@ func (d *Driver) GetBlockInfo(ctx context.Context, ref libvirt.Domain, name stri
 	if path == "" {
 		return 0, 0, 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "invalid path %s not assigned to domain", name)
 	}
+	return imageLimits(path, format)
+}
+
+// imageLimits sizes a disk image as libvirt's qemuStorageLimitsRefresh:
+// capacity is the guest-visible size (from the qcow2 header, or the file
+// size for raw), allocation the bytes the file occupies, physical its size.
+func imageLimits(path, format string) (capacity, allocation, physical uint64, err error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, 0, 0, compat.Errorf(libvirt.ErrSystemError, compat.FromQEMU, "cannot stat file '%s': %v", path, err)
 	}
-	physical := uint64(fi.Size())
-	allocation := physical
+	physical = uint64(fi.Size())
+	allocation = physical
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		allocation = uint64(st.Blocks) * 512
 	}
-	capacity := physical
+	capacity = physical
 	if format == "qcow2" {
 		if c, ok := qcow2VirtualSize(path); ok {
 			capacity = c

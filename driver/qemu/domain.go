@@ -44,6 +44,8 @@ type domain struct {
 	// fakeReboot: a guest shutdown requested by virDomainReboot restarts
 	// the guest instead of ending it (libvirt's fake reboot).
 	fakeReboot bool
+	// taint holds why the running domain is tainted (taintFlag bits).
+	taint taintFlag
 
 	// mig is the migration in progress on this host, if any.
 	mig *migState

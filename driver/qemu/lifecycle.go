@@ -162,6 +162,10 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	if err := applyAffinity(ctx, mon, proc.PID(), live); err != nil {
 		return err
 	}
+	// Not fatal, as with libvirt: the guest runs without statistics.
+	if err := setupBalloon(ctx, mon, live); err != nil {
+		d.log.Warn("cannot set the balloon statistics period", "domain", dom.name, "err", err)
+	}
 
 	dom.mu.Lock()
 	dom.live = live
@@ -171,6 +175,7 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	dom.runDir = runDir
 	dom.stopReason = nil
 	dom.fakeReboot = false
+	dom.taint = 0
 	dom.stopped = make(chan struct{})
 	dom.migCaps = freshCaps
 	dom.state, dom.reason = libvirt.DomainPaused, int32(libvirt.DomainPausedStartingUp)

@@ -13,12 +13,6 @@ import (
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 )
 
-// virDomainModificationImpact.
-const (
-	affectLive   = uint32(libvirt.DomainAffectLive)
-	affectConfig = uint32(libvirt.DomainAffectConfig)
-)
-
 var (
 	metaDescription = int32(libvirt.DomainMetadataDescription)
 	metaTitle       = int32(libvirt.DomainMetadataTitle)

@@ -28,6 +28,7 @@ type tunnelDriver struct {
 	driver.Migration
 	driver.NodeQueries
 	driver.DomainEdits
+	driver.DomainStats
 	got      chan []byte
 	failWith error
 }

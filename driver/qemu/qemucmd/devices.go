@@ -216,7 +216,7 @@ func (b *builder) disks() error {
 	// libvirt numbers block nodes while walking the disks from the last to
 	// the first, one node-name index per disk (no backing chains here).
 	for i := range d.Disks {
-		nodeIndex := len(d.Disks) - i
+		nodeIndex := diskNodeIndex(len(d.Disks), i)
 		if err := b.disk(&d.Disks[i], nodeIndex, boot[i]); err != nil {
 			return err
 		}

@@ -182,6 +182,18 @@ type BlockDeviceInfo struct {
 		Direct    bool `json:"direct"`
 		NoFlush   bool `json:"no-flush"`
 	} `json:"cache,omitempty"`
+	// Image describes the top image (the format node).
+	Image *ImageInfo `json:"image,omitempty"`
+}
+
+// ImageInfo is the part of query-block's ImageInfo the driver uses.
+type ImageInfo struct {
+	Filename    string `json:"filename"`
+	Format      string `json:"format"`
+	VirtualSize int64  `json:"virtual-size"`
+	// ActualSize is the bytes the image occupies on the host (absent when
+	// QEMU cannot tell).
+	ActualSize *int64 `json:"actual-size,omitempty"`
 }
 
 // QueryBlock lists the block backends ("query-block").

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -279,12 +280,17 @@ func withID(line string, id json.RawMessage) string {
 	if id == nil {
 		return line
 	}
-	var m map[string]any
+	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
 		return line // deliberately malformed replies stay as they are
 	}
-	m["id"] = id
-	return mustJSON(m)
+	// Appended as text, after the other members as QEMU puts it: a
+	// re-encoded reply would lose large numbers and member order.
+	end := strings.LastIndexByte(line, '}')
+	if len(m) == 0 {
+		return line[:end] + `"id": ` + string(id) + "}"
+	}
+	return line[:end] + `, "id": ` + string(id) + "}"
 }
 
 func (s *mockQEMU) writeConn(c *net.UnixConn, line string) {

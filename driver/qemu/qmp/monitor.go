@@ -97,6 +97,9 @@ type message struct {
 		Seconds      int64 `json:"seconds"`
 		Microseconds int64 `json:"microseconds"`
 	} `json:"timestamp"`
+
+	// raw is the line as QEMU sent it (for RunRaw).
+	raw []byte
 }
 
 type greeting struct {
@@ -303,6 +306,7 @@ func (m *Monitor) dispatch(line []byte) {
 		m.publish(msg)
 		return
 	}
+	msg.raw = line
 	c := m.inflight.Load()
 	if c == nil || msg.ID == nil || *msg.ID != c.id {
 		return // not an answer to the command in flight
@@ -344,27 +348,40 @@ func (m *Monitor) Run(ctx context.Context, command string, args, result any) err
 }
 
 func (m *Monitor) run(ctx context.Context, command string, args, result any, file *os.File) error {
-	id := m.nextID.Add(1)
-	payload, err := json.Marshal(request{Execute: command, Arguments: args, ID: id})
+	msg, err := m.roundTrip(ctx, command, func(id uint64) ([]byte, error) {
+		return json.Marshal(request{Execute: command, Arguments: args, ID: id})
+	}, file)
 	if err != nil {
-		return fmt.Errorf("qmp %s: encode arguments: %w", command, err)
+		return err
+	}
+	return decodeReply(command, msg, result)
+}
+
+// roundTrip sends the command encode makes for the given id and returns
+// QEMU's reply to it, whatever it says. Errors are the transport's (or
+// encode's), wrapped as "qmp <command>: ...".
+func (m *Monitor) roundTrip(ctx context.Context, command string, encode func(id uint64) ([]byte, error), file *os.File) (message, error) {
+	id := m.nextID.Add(1)
+	payload, err := encode(id)
+	if err != nil {
+		return message{}, fmt.Errorf("qmp %s: encode arguments: %w", command, err)
 	}
 	payload = append(payload, '\n')
 
 	// Check first: select picks among ready cases at random, and a dead
 	// context or monitor must win over a free slot.
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("qmp %s: %w", command, err)
+		return message{}, fmt.Errorf("qmp %s: %w", command, err)
 	}
 	if isDone(m.disconnected) {
-		return fmt.Errorf("qmp %s: %w", command, m.errDisconnected())
+		return message{}, fmt.Errorf("qmp %s: %w", command, m.errDisconnected())
 	}
 	select {
 	case m.sem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("qmp %s: %w", command, ctx.Err())
+		return message{}, fmt.Errorf("qmp %s: %w", command, ctx.Err())
 	case <-m.disconnected:
-		return fmt.Errorf("qmp %s: %w", command, m.errDisconnected())
+		return message{}, fmt.Errorf("qmp %s: %w", command, m.errDisconnected())
 	}
 
 	c := &call{id: id, done: make(chan message, 1)}
@@ -372,28 +389,28 @@ func (m *Monitor) run(ctx context.Context, command string, args, result any, fil
 	if err := m.send(ctx, payload, file); err != nil {
 		m.inflight.Store(nil)
 		<-m.sem
-		return fmt.Errorf("qmp %s: %w", command, err)
+		return message{}, fmt.Errorf("qmp %s: %w", command, err)
 	}
 
 	select {
 	case msg := <-c.done:
-		return decodeReply(command, msg, result)
+		return msg, nil
 	case <-ctx.Done():
 		// A reply that made it is worth more than the context's verdict.
 		select {
 		case msg := <-c.done:
-			return decodeReply(command, msg, result)
+			return msg, nil
 		default:
 		}
-		return fmt.Errorf("qmp %s: %w", command, ctx.Err())
+		return message{}, fmt.Errorf("qmp %s: %w", command, ctx.Err())
 	case <-m.disconnected:
 		// The reader delivers a reply before it closes disconnected.
 		select {
 		case msg := <-c.done:
-			return decodeReply(command, msg, result)
+			return msg, nil
 		default:
 		}
-		return fmt.Errorf("qmp %s: %w", command, m.errDisconnected())
+		return message{}, fmt.Errorf("qmp %s: %w", command, m.errDisconnected())
 	}
 }
 
