@@ -152,10 +152,21 @@ func TestStatsVirsh(t *testing.T) {
 	mustFail(t, u, "internal error: Interface name not provided", "domifstat", "st", "52:54:00:5a:00:01")
 	mustFail(t, u, "invalid argument: 'net0' is not a known interface", "domifstat", "st", "net0")
 
-	// dommemstat: the balloon's size and QEMU's RSS (the test kernel has
-	// no balloon driver, so the guest never reports: last_update 0).
-	mem := MustVirsh(t, u, "dommemstat", "st")
-	if statValue(t, mem, "actual") != 131072 || statValue(t, mem, "last_update") != 0 || statValue(t, mem, "rss") < 10000 {
+	// dommemstat: the balloon's size, QEMU's RSS, and the statistics the
+	// guest's balloon driver reports every polling period (1 s here).
+	var mem string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		mem = MustVirsh(t, u, "dommemstat", "st")
+		if strings.Contains(mem, "last_update ") && statValue(t, mem, "last_update") > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest's balloon driver never reported:\n%s", mem)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if statValue(t, mem, "actual") != 131072 || statValue(t, mem, "rss") < 10000 ||
+		statValue(t, mem, "available") <= 0 || statValue(t, mem, "available") > 131072 || statValue(t, mem, "unused") <= 0 {
 		t.Errorf("dommemstat:\n%s", mem)
 	}
 	// The balloon polls at <stats period='1'/> from start, and at the
