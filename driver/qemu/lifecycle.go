@@ -76,10 +76,10 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	undo = append(undo, ports.releaseAll)
 	channelDir := d.store.ChannelDir(id, dom.name)
 	rt := domainxml.Runtime{
-		ChannelDir:  channelDir,
-		VNCListen:   d.qconf.VNCListen,
-		SpiceListen: d.qconf.SpiceListen,
-		BackingFile: domainxml.QCOW2BackingFile,
+		ChannelDir:   channelDir,
+		VNCListen:    d.qconf.VNCListen,
+		SpiceListen:  d.qconf.SpiceListen,
+		BackingChain: domainxml.BackingChain,
 	}
 	if err := domainxml.PrepareLive(live, rt, ports); err != nil {
 		return err

@@ -110,6 +110,7 @@ func Format(d *libvirtxml.Domain, opts FormatOptions) (string, error) {
 	if opts.Migratable {
 		c.ID = nil
 		stripAliases(c.Devices)
+		stripImages(c.Devices)
 		stripImplicit(c)
 		// virSecurityLabelDefFormat prints generated labels only for the
 		// running domain's own XML, not in migratable XML.
@@ -170,6 +171,7 @@ func StripLive(d *libvirtxml.Domain) {
 		return
 	}
 	stripAliases(d.Devices)
+	stripImages(d.Devices)
 	for i := range d.Devices.Serials {
 		if s := d.Devices.Serials[i].Source; s != nil && s.Pty != nil {
 			s.Pty.Path = ""
@@ -194,6 +196,25 @@ func StripLive(d *libvirtxml.Domain) {
 		}
 		if g.Spice != nil && g.Spice.AutoPort == "yes" {
 			g.Spice.Port, g.Spice.TLSPort = 0, 0
+		}
+	}
+}
+
+// stripImages drops what a start learnt of the disk images: their
+// indices, and the backing chains read from them, which are the images'
+// business, not the definition's (libvirt leaves them out; the empty
+// terminator of a disk without a chain stays).
+func stripImages(dv *libvirtxml.DomainDeviceList) {
+	if dv == nil {
+		return
+	}
+	for i := range dv.Disks {
+		disk := &dv.Disks[i]
+		if disk.Source != nil {
+			disk.Source.Index = 0
+		}
+		if bs := disk.BackingStore; bs != nil && bs.Source != nil {
+			disk.BackingStore = nil
 		}
 	}
 }

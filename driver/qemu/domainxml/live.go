@@ -19,9 +19,9 @@ type Runtime struct {
 	// VNCListen and SpiceListen are qemu.conf's vnc_listen and
 	// spice_listen; "" means libvirt's default, 127.0.0.1.
 	VNCListen, SpiceListen string
-	// BackingFile reads the backing file name of a qcow2 image
-	// (QCOW2BackingFile); nil skips the check.
-	BackingFile func(path string) (string, error)
+	// BackingChain reads the images under a disk's image (BackingChain);
+	// nil skips probing.
+	BackingChain func(path, format string) ([]Image, error)
 }
 
 // PortReserver hands out display ports (qemu.conf's
@@ -45,6 +45,7 @@ func PrepareLive(d *libvirtxml.Domain, rt Runtime, ports PortReserver) error {
 			return err
 		}
 	}
+	numberImages(dv)
 	for i := range dv.Graphics {
 		if err := prepareGraphics(&dv.Graphics[i], rt, ports); err != nil {
 			return err
@@ -130,17 +131,50 @@ func prepareGraphics(g *libvirtxml.DomainGraphic, rt Runtime, ports PortReserver
 // QEMU not to look for one), and refuses an image that has one: govirtd
 // does not run backing chains.
 func prepareChain(disk *libvirtxml.DomainDisk, rt Runtime) error {
-	if rt.BackingFile == nil || disk.Driver == nil || disk.Driver.Type != "qcow2" ||
-		disk.Source == nil || disk.Source.File == nil || disk.Source.File.File == "" || !EmptyBackingStore(disk.BackingStore) {
+	// A disk whose definition says its chain (an empty <backingStore/>:
+	// none) is taken at its word, as libvirt does.
+	if rt.BackingChain == nil || disk.Source == nil || disk.Source.File == nil || disk.Source.File.File == "" || disk.BackingStore != nil {
 		return nil
 	}
-	backing, err := rt.BackingFile(disk.Source.File.File)
+	format := "raw"
+	if disk.Driver != nil && disk.Driver.Type != "" {
+		format = disk.Driver.Type
+	}
+	chain, err := rt.BackingChain(disk.Source.File.File, format)
 	if err != nil {
 		return compat.Errorf(libvirt.ErrInternalError, compat.FromQEMU, "disk %s: %v", disk.Target.Dev, err)
 	}
-	if backing != "" {
-		return unsupported("disk %s: image '%s' has backing file '%s': backing chains are not supported by govirtd", disk.Target.Dev, disk.Source.File.File, backing)
+	// The live definition records the chain, ending with an empty
+	// <backingStore/>.
+	bs := &libvirtxml.DomainDiskBackingStore{}
+	for k := len(chain) - 1; k >= 0; k-- {
+		bs = &libvirtxml.DomainDiskBackingStore{
+			Format:       &libvirtxml.DomainDiskFormat{Type: chain[k].Format},
+			Source:       &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: chain[k].Path}},
+			BackingStore: bs,
+		}
 	}
-	disk.BackingStore = &libvirtxml.DomainDiskBackingStore{}
+	disk.BackingStore = bs
 	return nil
+}
+
+// numberImages gives every disk image its index in the live definition
+// (<source index='N'/>, <backingStore index='N'>), the number of its block
+// nodes in QEMU: from the last disk to the first, each from the top down.
+func numberImages(dv *libvirtxml.DomainDeviceList) {
+	n := uint(1)
+	for i := len(dv.Disks) - 1; i >= 0; i-- {
+		disk := &dv.Disks[i]
+		if disk.Source != nil && (disk.Source.File != nil && disk.Source.File.File != "" || disk.Source.Block != nil && disk.Source.Block.Dev != "") {
+			disk.Source.Index = n
+		} else if disk.Driver != nil && disk.Driver.Type == "raw" {
+			// An empty drive has no image, so no format, while it runs.
+			disk.Driver.Type = ""
+		}
+		n++
+		for bs := disk.BackingStore; bs != nil && bs.Source != nil; bs = bs.BackingStore {
+			bs.Index = n
+			n++
+		}
+	}
 }

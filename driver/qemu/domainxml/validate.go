@@ -246,11 +246,12 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 			return unsupported("disk %s: q35 machines have no floppy controller", disk.Target.Dev)
 		}
 		// An empty <backingStore/> only says the image has no backing file:
-		// libvirt writes it in the live XML of every qcow2 disk it probed,
-		// so a guest migrating from libvirtd carries it. A real chain is not
-		// supported.
+		// libvirt writes it in the live XML of every disk it probed, so a
+		// guest migrating from libvirtd carries it. A chain is read from
+		// the images at start (PrepareLive); one written in the
+		// definition is not supported.
 		if bs := disk.BackingStore; bs != nil && !EmptyBackingStore(bs) {
-			return unsupported("disk %s: backing chains (<backingStore> with a source) are not supported by govirtd", disk.Target.Dev)
+			return unsupported("disk %s: a backing chain in the definition (<backingStore> with a source) is not supported by govirtd: the chain is read from the image", disk.Target.Dev)
 		}
 		if disk.IOTune != nil || disk.Encryption != nil || disk.Auth != nil {
 			return unsupported("disk %s: <iotune>, <encryption> and <auth> are not supported by govirtd", disk.Target.Dev)

@@ -5,8 +5,6 @@ import (
 	"net"
 
 	"libvirt.org/go/libvirtxml"
-
-	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 )
 
 // pciBusAlias names the QEMU bus of PCI bus number n: the alias of the
@@ -213,10 +211,8 @@ func (b *builder) bootIndices() (disks, nets []uint) {
 func (b *builder) disks() error {
 	d := b.dom.Devices
 	boot, _ := b.bootIndices()
-	// libvirt numbers block nodes while walking the disks from the last to
-	// the first, one node-name index per disk (no backing chains here).
 	for i := range d.Disks {
-		nodeIndex := diskNodeIndex(len(d.Disks), i)
+		nodeIndex := DiskNodeIndex(b.dom, i)
 		if err := b.disk(&d.Disks[i], nodeIndex, boot[i]); err != nil {
 			return err
 		}
@@ -307,15 +303,39 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 			addIf(tune.detectZeroes != "", "detect-zeroes", tune.detectZeroes)
 		tune.addCache(fmtp)
 		fmtp.add("driver", format).add("file", nodeStorage)
-		if bs := disk.BackingStore; bs != nil {
-			if !domainxml.EmptyBackingStore(bs) {
-				return unsupported("%s: backing chains", what)
-			}
+		chain, err := backingChain(disk, what)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(chain) > 0:
+			_, base := blockNodeNames(nodeIndex + 1)
+			fmtp.add("backing", base)
+		case disk.BackingStore != nil && format == "qcow2":
 			// An empty <backingStore/> says the image has none: tell
 			// QEMU not to look for one, as libvirt does.
-			if format == "qcow2" {
-				fmtp.add("backing", nil)
+			fmtp.add("backing", nil)
+		}
+		// The chain's images come first, the deepest first, each
+		// read-only and pointing at the next one down (libvirt's order).
+		for k := len(chain) - 1; k >= 0; k-- {
+			bs := chain[k]
+			st, fm := blockNodeNames(nodeIndex + 1 + k)
+			bstorage := newProps().add("driver", "file").add("filename", bs.Source.File.File).addIf(tune.aio != "", "aio", tune.aio).
+				add("node-name", st)
+			tune.addCache(bstorage)
+			bstorage.add("auto-read-only", true).add("discard", "unmap")
+			bformat := newProps().add("node-name", fm).add("read-only", true)
+			tune.addCache(bformat)
+			bformat.add("driver", bs.Format.Type).add("file", st)
+			if k+1 < len(chain) {
+				_, next := blockNodeNames(nodeIndex + 2 + k)
+				bformat.add("backing", next)
+			} else if bs.Format.Type == "qcow2" {
+				bformat.add("backing", nil)
 			}
+			b.arg("-blockdev", bstorage.String())
+			b.arg("-blockdev", bformat.String())
 		}
 		b.arg("-blockdev", storage.String())
 		b.arg("-blockdev", fmtp.String())

@@ -68,7 +68,7 @@ func TestLibvirtdCaptures(t *testing.T) {
 			rt := domainxml.Runtime{
 				ChannelDir: "/var/lib/libvirt/qemu/channel/target/domain-1-" + name,
 				// The captured images had no backing file.
-				BackingFile: func(string) (string, error) { return "", nil },
+				BackingChain: func(path, _ string) ([]domainxml.Image, error) { return capturedChains[path], nil },
 			}
 			if err := domainxml.PrepareLive(live, rt, &fixedPorts{next: 5900}); err != nil {
 				t.Fatalf("PrepareLive: %v", err)
@@ -89,8 +89,39 @@ func TestLibvirtdCaptures(t *testing.T) {
 				t.Fatalf("Build: %v", err)
 			}
 			compareLines(t, "command line", cmd.String(), readTestdata(t, base+".args"))
+			// The disks of the live definition: sources with their image
+			// index, probed backing chains.
+			liveXML, err := domainxml.Format(live, domainxml.FormatOptions{Live: &domainxml.LiveInfo{ID: 1}, Secure: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareLines(t, "live disks", diskElements(liveXML), diskElements(readTestdata(t, base+".live.xml")))
 		})
 	}
+}
+
+// diskElements keeps the <disk> elements of a domain XML.
+func diskElements(xml string) string {
+	var out []string
+	in := false
+	for _, l := range strings.Split(xml, "\n") {
+		if strings.Contains(l, "<disk ") {
+			in = true
+		}
+		if in {
+			out = append(out, l)
+		}
+		if strings.Contains(l, "</disk>") {
+			in = false
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// capturedChains are the backing chains of the captured images (the
+// others had none).
+var capturedChains = map[string][]domainxml.Image{
+	"/tmp/lvcap/top.qcow2": {{Path: "/tmp/lvcap/base.qcow2", Format: "qcow2"}},
 }
 
 // fixedPorts hands out display ports from 5900 on, as libvirtd did for

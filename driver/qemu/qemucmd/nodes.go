@@ -6,15 +6,44 @@ import (
 	"libvirt.org/go/libvirtxml"
 )
 
-// diskNodeIndex is the block node index of disk i of n: libvirt numbers
-// the nodes walking the disks from the last to the first, one index per
-// disk (govirtd has no backing chains). It is also the disk source's
-// index in libvirt's live XML (<source index='N'/>).
-func diskNodeIndex(n, i int) int { return n - i }
-
-// DiskNodeIndex is the block node index of the domain's disk i.
+// DiskNodeIndex is the block node index of the domain's disk i (its top
+// image): libvirt numbers the nodes walking the disks from the last to the
+// first, each disk's images from the top down, so disk i's top comes after
+// every image of the disks behind it. It is also the index of the disk's
+// source in libvirt's live XML (<source index='N'/>), and its backing
+// images have the next ones.
 func DiskNodeIndex(dom *libvirtxml.Domain, i int) int {
-	return diskNodeIndex(len(dom.Devices.Disks), i)
+	idx := 1
+	for j := len(dom.Devices.Disks) - 1; j > i; j-- {
+		idx += 1 + chainLength(&dom.Devices.Disks[j])
+	}
+	return idx
+}
+
+// chainLength counts a disk's backing images (those with a source).
+func chainLength(disk *libvirtxml.DomainDisk) int {
+	n := 0
+	for bs := disk.BackingStore; bs != nil && bs.Source != nil; bs = bs.BackingStore {
+		n++
+	}
+	return n
+}
+
+// backingChain lists a disk's backing images from the top down, as the
+// live definition records them (domainxml.PrepareLive probes them):
+// image files with a known format.
+func backingChain(disk *libvirtxml.DomainDisk, what string) ([]*libvirtxml.DomainDiskBackingStore, error) {
+	var chain []*libvirtxml.DomainDiskBackingStore
+	for bs := disk.BackingStore; bs != nil && bs.Source != nil; bs = bs.BackingStore {
+		if bs.Source.File == nil || bs.Source.File.File == "" {
+			return nil, unsupported("%s: backing images other than files", what)
+		}
+		if bs.Format == nil || (bs.Format.Type != "raw" && bs.Format.Type != "qcow2") {
+			return nil, unsupported("%s: backing image '%s' needs format raw or qcow2", what, bs.Source.File.File)
+		}
+		chain = append(chain, bs)
+	}
+	return chain, nil
 }
 
 // blockNodeNames are the -blockdev node names of the disk with libvirt's
