@@ -213,7 +213,7 @@ func stripImages(dv *libvirtxml.DomainDeviceList) {
 		if disk.Source != nil {
 			disk.Source.Index = 0
 		}
-		if bs := disk.BackingStore; bs != nil && bs.Source != nil {
+		if !EmptyBackingStore(disk.BackingStore) {
 			disk.BackingStore = nil
 		}
 	}

@@ -172,7 +172,7 @@ func numberImages(dv *libvirtxml.DomainDeviceList) {
 			disk.Driver.Type = ""
 		}
 		n++
-		for bs := disk.BackingStore; bs != nil && bs.Source != nil; bs = bs.BackingStore {
+		for bs := disk.BackingStore; !EmptyBackingStore(bs); bs = bs.BackingStore {
 			bs.Index = n
 			n++
 		}

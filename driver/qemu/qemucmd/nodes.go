@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 )
 
 // DiskNodeIndex is the block node index of the domain's disk i (its top
@@ -23,7 +25,7 @@ func DiskNodeIndex(dom *libvirtxml.Domain, i int) int {
 // chainLength counts a disk's backing images (those with a source).
 func chainLength(disk *libvirtxml.DomainDisk) int {
 	n := 0
-	for bs := disk.BackingStore; bs != nil && bs.Source != nil; bs = bs.BackingStore {
+	for bs := disk.BackingStore; !domainxml.EmptyBackingStore(bs); bs = bs.BackingStore {
 		n++
 	}
 	return n
@@ -34,8 +36,8 @@ func chainLength(disk *libvirtxml.DomainDisk) int {
 // image files with a known format.
 func backingChain(disk *libvirtxml.DomainDisk, what string) ([]*libvirtxml.DomainDiskBackingStore, error) {
 	var chain []*libvirtxml.DomainDiskBackingStore
-	for bs := disk.BackingStore; bs != nil && bs.Source != nil; bs = bs.BackingStore {
-		if bs.Source.File == nil || bs.Source.File.File == "" {
+	for bs := disk.BackingStore; !domainxml.EmptyBackingStore(bs); bs = bs.BackingStore {
+		if bs.Source == nil || bs.Source.File == nil || bs.Source.File.File == "" {
 			return nil, unsupported("%s: backing images other than files", what)
 		}
 		if bs.Format == nil || (bs.Format.Type != "raw" && bs.Format.Type != "qcow2") {
