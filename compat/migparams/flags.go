@@ -46,11 +46,8 @@ const Known = Live | PeerToPeer | Tunnelled | PersistDest | UndefineSource |
 	PostcopyResume | Zerocopy
 
 // Unimplemented are the flags libvirt accepts but govirtd refuses: RDMA,
-// post-copy, TLS, multifd and zero-copy are QEMU features govirtd does not
-// drive, and compression needs migration capabilities govirtd does not
-// negotiate.
-const Unimplemented = RDMAPinAll | Postcopy | PostcopyResume | TLS |
-	Parallel | Zerocopy | Compressed
+// post-copy, TLS and zero-copy are QEMU features govirtd does not drive.
+const Unimplemented = RDMAPinAll | Postcopy | PostcopyResume | TLS | Zerocopy
 
 var flagNames = []struct {
 	f    Flags
@@ -178,6 +175,11 @@ func CheckFlags(flags Flags) error {
 	if flags&Zerocopy != 0 && flags&Parallel == 0 {
 		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU,
 			"zero-copy is only available for parallel migration")
+	}
+	if flags&Parallel != 0 && flags&Tunnelled != 0 {
+		// The tunnel is one stream; multifd needs connections of its own.
+		return compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU,
+			"parallel migration is not supported with tunnelled migration by govirtd")
 	}
 	if flags&(NonSharedDisk|NonSharedInc) != 0 && flags&Tunnelled != 0 {
 		return compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU,

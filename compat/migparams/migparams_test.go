@@ -123,9 +123,11 @@ func TestFlags(t *testing.T) {
 		{Postcopy | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_POSTCOPY is not supported by govirtd"},
 		{NonSharedDisk | Live, 0, ""},
 		{NonSharedInc | Live | PeerToPeer | NonSharedSynchronousWrites, 0, ""},
-		{Compressed | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_COMPRESSED is not supported by govirtd"},
+		{Compressed | Live, 0, ""},
+		{Parallel | Live | PeerToPeer, 0, ""},
+		{Parallel | Live | PeerToPeer | Tunnelled, libvirt.ErrArgumentUnsupported, "parallel migration is not supported with tunnelled migration by govirtd"},
 		{TLS | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_TLS is not supported by govirtd"},
-		{Parallel | Zerocopy | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_PARALLEL is not supported by govirtd"},
+		{Parallel | Zerocopy | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_ZEROCOPY is not supported by govirtd"},
 		{RDMAPinAll, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_RDMA_PIN_ALL is not supported by govirtd"},
 	}
 	for _, tt := range tests {
@@ -200,5 +202,42 @@ func TestJobStatsOrder(t *testing.T) {
 	}
 	if got := names((&JobStats{SaveDump: true}).TypedParams()); strings.Contains(got, "disk_total") {
 		t.Errorf("save/dump stats include disk: %s", got)
+	}
+}
+
+// TuningFor is qemuMigrationParamsFromFlags' compression and multifd part:
+// libvirt's checks, and each side's share of the parameters.
+func TestTuningFor(t *testing.T) {
+	src, err := TuningFor(Live|Compressed, &Params{}, SourceSide)
+	if err != nil || !src.XBZRLE || src.Compress || src.Multifd {
+		t.Errorf("--compressed: %+v, %v", src, err)
+	}
+	p := &Params{Compression: []string{"mt", "xbzrle"}, CompressionMTLevel: 3, HasCompressionMTLevel: true,
+		CompressionMTDThreads: 2, HasCompressionMTDThreads: true, CompressionXBZRLECache: 1 << 20, HasCompressionXBZRLECache: true,
+		ParallelConnections: 4, HasParallelConnections: true}
+	src, err = TuningFor(Live|Compressed|Parallel, p, SourceSide)
+	if err != nil || !src.XBZRLE || !src.Compress || !src.Multifd || *src.CompressLevel != 3 || *src.XBZRLECacheSize != 1<<20 ||
+		src.DecompressThreads != nil || *src.MultifdChannels != 4 {
+		t.Errorf("source: %+v, %v", src, err)
+	}
+	dst, err := TuningFor(Live|Compressed|Parallel, p, DestinationSide)
+	if err != nil || dst.CompressLevel != nil || dst.XBZRLECacheSize != nil || *dst.DecompressThreads != 2 || *dst.MultifdChannels != 4 {
+		t.Errorf("destination: %+v, %v", dst, err)
+	}
+	for _, c := range []struct {
+		flags Flags
+		p     Params
+		msg   string
+	}{
+		{Live, Params{ParallelConnections: 2, HasParallelConnections: true}, "Turn parallel migration on to tune it"},
+		{Live | Compressed, Params{Compression: []string{"zstd"}}, "Unsupported compression method 'zstd'"},
+		{Live | Compressed, Params{Compression: []string{"mt", "mt"}}, "Compression method 'mt' is specified twice"},
+		{Live | Compressed, Params{Compression: []string{"xbzrle"}, CompressionMTThreads: 2, HasCompressionMTThreads: true}, "Turn multithread compression on to tune it"},
+		{Live | Compressed, Params{CompressionXBZRLECache: 1, HasCompressionXBZRLECache: true}, "Turn xbzrle compression on to tune it"},
+	} {
+		_, err := TuningFor(c.flags, &c.p, SourceSide)
+		if le := compat.As(err); err == nil || le.Code != libvirt.ErrInvalidArg || le.Detail != c.msg {
+			t.Errorf("%+v: %v, want %q", c.p, err, c.msg)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 
+	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver/qemu/qmp"
 )
 
@@ -44,6 +45,31 @@ func destCaps(tunnelled bool) []qmp.MigrationCapability {
 		{Capability: "return-path", State: !tunnelled},
 		{Capability: "zero-copy-send"},
 	}
+}
+
+// withTuning turns on the capabilities compression and parallel
+// migration ask for (xbzrle, compress, multifd).
+func withTuning(caps []qmp.MigrationCapability, t migparams.Tuning) []qmp.MigrationCapability {
+	for i := range caps {
+		switch caps[i].Capability {
+		case "xbzrle":
+			caps[i].State = caps[i].State || t.XBZRLE
+		case "compress":
+			caps[i].State = caps[i].State || t.Compress
+		case "multifd":
+			caps[i].State = caps[i].State || t.Multifd
+		}
+	}
+	return caps
+}
+
+// tuningParams adds the tuning's parameters to p.
+func tuningParams(p *qmp.MigrationParameters, t migparams.Tuning) {
+	p.XBZRLECacheSize = t.XBZRLECacheSize
+	p.CompressLevel = t.CompressLevel
+	p.CompressThreads = t.CompressThreads
+	p.DecompressThreads = t.DecompressThreads
+	p.MultifdChannels = t.MultifdChannels
 }
 
 // allCapsOff resets capabilities after a migration, as libvirt does

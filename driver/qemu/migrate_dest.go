@@ -43,6 +43,10 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 	if err := migparams.CheckFlags(migparams.Flags(flags)); err != nil {
 		return nil, "", err
 	}
+	tuning, err := migparams.TuningFor(migparams.Flags(flags), params, migparams.DestinationSide)
+	if err != nil {
+		return nil, "", err
+	}
 	if stream != nil && migparams.Flags(flags)&migparams.Offline != 0 {
 		return nil, "", compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "tunnelled offline migration does not make sense")
 	}
@@ -175,7 +179,7 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 		if stream != nil {
 			err = d.startTunnelIncoming(ctx, dom, mon, stream)
 		} else {
-			err = d.startIncoming(ctx, dom, mon, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port)), false)
+			err = d.startIncoming(ctx, dom, mon, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port)), false, tuning)
 		}
 		if err != nil {
 			rb.Run()

@@ -174,6 +174,11 @@ func jobStatsFromQEMU(op int32, info qmp.MigrationInfo, elapsed time.Duration) *
 		s.MemoryPostcopyRequests = uint64(r.PostcopyRequests)
 		s.MemoryPageSize = uint64(r.PageSize)
 	}
+	if x := info.XBZRLECache; x != nil {
+		s.XBZRLESet = true
+		s.CompressionCache, s.CompressionBytes, s.CompressionPages = uint64(x.CacheSize), uint64(x.Bytes), uint64(x.Pages)
+		s.CompressionCacheMisses, s.CompressionOverflow = uint64(x.CacheMiss), uint64(x.Overflow)
+	}
 	if dk := info.Disk; dk != nil {
 		s.DiskTotal, s.DiskProcessed, s.DiskRemaining = uint64(dk.Total), uint64(dk.Transferred), uint64(dk.Remaining)
 	}

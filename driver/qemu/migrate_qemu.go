@@ -8,6 +8,7 @@ import (
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/driver/qemu/qmp"
 )
@@ -33,6 +34,7 @@ type sourceRun struct {
 	acInitial     *int64
 	acIncrement   *int64
 	downtimeLimit *int64
+	tuning        migparams.Tuning // compression, parallel connections
 }
 
 // runSourceMigration sends the guest to uri and waits for QEMU to finish.
@@ -49,7 +51,7 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 		dom.mig.savedParams = &saved
 	}
 	dom.mu.Unlock()
-	if err := d.setMigrationCaps(ctx, dom, mon, sourceCaps(r.autoConverge, r.tunnelled)); err != nil {
+	if err := d.setMigrationCaps(ctx, dom, mon, withTuning(sourceCaps(r.autoConverge, r.tunnelled), r.tuning)); err != nil {
 		return qmp.MigrationInfo{}, fmt.Errorf("set migration capabilities: %w", err)
 	}
 	empty := ""
@@ -59,6 +61,7 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 	}
 	p := qmp.MigrationParameters{TLSCreds: &empty, TLSHostname: &empty, MaxBandwidth: &bw,
 		CPUThrottleInitial: r.acInitial, CPUThrottleIncrement: r.acIncrement, DowntimeLimit: r.downtimeLimit}
+	tuningParams(&p, r.tuning)
 	if err := mon.MigrateSetParameters(ctx, p); err != nil {
 		return qmp.MigrationInfo{}, fmt.Errorf("set migration parameters: %w", err)
 	}
@@ -66,8 +69,12 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 	evctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := mon.Subscribe(evctx)
-	qemuURI, err := connectMigrationStream(ctx, mon, uri)
-	if err != nil {
+	var qemuURI string
+	if addr, ok := tcpMigrationAddr(uri); ok && r.tuning.Multifd {
+		// multifd opens a connection per channel itself, so QEMU gets
+		// the address, not one socket (libvirt does the same).
+		qemuURI = "tcp:" + addr
+	} else if qemuURI, err = connectMigrationStream(ctx, mon, uri); err != nil {
 		return qmp.MigrationInfo{}, err
 	}
 	started := time.Now()
@@ -210,12 +217,26 @@ func (d *Driver) resumeAfterMigration(ctx context.Context, dom *domain, mon *qmp
 
 // startIncoming prepares a freshly started destination QEMU (-incoming
 // defer) and makes it listen for the stream.
-func (d *Driver) startIncoming(ctx context.Context, dom *domain, mon *qmp.Monitor, listenURI string, tunnelled bool) error {
-	if err := d.setMigrationCaps(ctx, dom, mon, destCaps(tunnelled)); err != nil {
+func (d *Driver) startIncoming(ctx context.Context, dom *domain, mon *qmp.Monitor, listenURI string, tunnelled bool, tuning migparams.Tuning) error {
+	// Kept to be restored after the migration (resetMigrationSettings),
+	// as on the source: this QEMU may be a source next, and must not
+	// carry this migration's multifd channels or compression threads.
+	saved, err := mon.QueryMigrateParameters(ctx)
+	if err != nil {
+		return fmt.Errorf("query migration parameters: %w", err)
+	}
+	dom.mu.Lock()
+	if dom.mig != nil {
+		dom.mig.savedParams = &saved
+	}
+	dom.mu.Unlock()
+	if err := d.setMigrationCaps(ctx, dom, mon, withTuning(destCaps(tunnelled), tuning)); err != nil {
 		return fmt.Errorf("set migration capabilities: %w", err)
 	}
 	empty := ""
-	if err := mon.MigrateSetParameters(ctx, qmp.MigrationParameters{TLSCreds: &empty, TLSHostname: &empty}); err != nil {
+	params := qmp.MigrationParameters{TLSCreds: &empty, TLSHostname: &empty}
+	tuningParams(&params, tuning)
+	if err := mon.MigrateSetParameters(ctx, params); err != nil {
 		return fmt.Errorf("set migration parameters: %w", err)
 	}
 	if err := mon.MigrateIncoming(ctx, listenURI); err != nil {

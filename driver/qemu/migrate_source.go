@@ -217,7 +217,11 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 	if m.params.Bandwidth > 0 {
 		bw = m.params.Bandwidth
 	}
-	run := sourceRun{bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime, tunnelled: m.tunnel != nil}
+	tuning, err := migparams.TuningFor(migparams.Flags(flags), m.params, migparams.SourceSide)
+	if err != nil {
+		return fail(err)
+	}
+	run := sourceRun{bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime, tunnelled: m.tunnel != nil, tuning: tuning}
 	if m.params.HasAutoConvergeInitial {
 		v := int64(m.params.AutoConvergeInitial)
 		run.acInitial = &v

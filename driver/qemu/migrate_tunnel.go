@@ -14,6 +14,7 @@ import (
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/driver/qemu/qmp"
 	"github.com/govirtd/govirtd/rpc"
@@ -57,7 +58,7 @@ func (d *Driver) startTunnelIncoming(ctx context.Context, dom *domain, mon *qmp.
 	path := filepath.Join(dom.runDir, tunnelInSocket)
 	dom.mu.Unlock()
 	os.Remove(path)
-	if err := d.startIncoming(ctx, dom, mon, "unix:"+path, true); err != nil {
+	if err := d.startIncoming(ctx, dom, mon, "unix:"+path, true, migparams.Tuning{}); err != nil {
 		return err
 	}
 	// QEMU listens once migrate-incoming returned.

@@ -120,6 +120,20 @@ func TestInteropLibvirtd(t *testing.T) {
 		move(g.URI(), l.URI(), gImg, lImg, true, "--p2p")
 		move(l.URI(), g.URI(), lImg, gImg, false, "--p2p")
 	})
+	t.Run("compressed-and-parallel", func(t *testing.T) {
+		// xbzrle compression and multifd set up alike on both daemons:
+		// each side must turn on what the other expects.
+		t.Parallel()
+		g := StartHost(t, HostOptions{Name: "it-g"})
+		l := StartLibvirtd(t, "it-l")
+		serial := interopGuest(t, g.URI(), "itc", g.Dir, "")
+		moveAndCheck(t, g.URI(), l.URI(), "itc", serial, "--compressed")
+		moveAndCheck(t, l.URI(), g.URI(), "itc", serial, "--compressed")
+		moveAndCheck(t, g.URI(), l.URI(), "itc", serial, "--parallel", "--parallel-connections", "3")
+		moveAndCheck(t, l.URI(), g.URI(), "itc", serial, "--parallel", "--parallel-connections", "3")
+		moveAndCheck(t, g.URI(), l.URI(), "itc", serial, "--parallel", "--p2p")
+		moveAndCheck(t, l.URI(), g.URI(), "itc", serial, "--parallel", "--p2p")
+	})
 	t.Run("shared-disk-from-libvirtd", func(t *testing.T) {
 		t.Parallel()
 		deps.Require(t, "qemu-img")

@@ -247,3 +247,43 @@ func TestMigrateUnixURIsAndControls(t *testing.T) {
 	checkMoved(t, b, a, "ux", serial, mid)
 	MustVirsh(t, a.URI(), "destroy", "ux")
 }
+
+// TestMigrateCompressionAndParallel: --compressed (xbzrle), --comp-methods
+// mt with its tuning, and --parallel --parallel-connections (multifd),
+// managed and peer-to-peer, with a guest rewriting memory: each one
+// arrives the same boot with its memory intact. The source's completed
+// job shows xbzrle's cache statistics; bad tuning gets libvirt's error.
+func TestMigrateCompressionAndParallel(t *testing.T) {
+	t.Parallel()
+	a, b, serial := twoHosts(t, "cp", GuestOptions{DirtyMB: 16, DirtyRate: 8})
+	from, to := a, b
+	for _, args := range [][]string{
+		{"--compressed"},
+		{"--compressed", "--comp-methods", "mt", "--comp-mt-level", "1", "--comp-mt-threads", "2", "--comp-mt-dthreads", "2", "--p2p"},
+		{"--parallel", "--parallel-connections", "3"},
+		{"--parallel", "--p2p"},
+		{"--compressed", "--comp-methods", "xbzrle", "--comp-xbzrle-cache", "8388608", "--parallel"},
+	} {
+		before, _ := LastTick(serial)
+		argv := append([]string{"-c", from.URI(), "migrate", "--live"}, args...)
+		if r := run(t, 3*time.Minute, "virsh", append(argv, "cp", to.URI())...); r.Err != nil {
+			t.Fatalf("migrate %v: %s", args, r)
+		}
+		checkMoved(t, from, to, "cp", serial, before)
+		if args[0] == "--compressed" && len(args) == 1 {
+			if ji := MustVirsh(t, from.URI(), "domjobinfo", "--completed", "cp"); !strings.Contains(ji, "Compression cache:") {
+				t.Errorf("domjobinfo --completed after --compressed has no xbzrle statistics:\n%s", ji)
+			}
+		}
+		from, to = to, from
+	}
+	r := Virsh(t, from.URI(), "migrate", "--live", "--comp-methods", "mt", "--comp-xbzrle-cache", "8388608", "cp", to.URI())
+	if r.Err == nil || !strings.Contains(r.Stderr, "Turn xbzrle compression on to tune it") {
+		t.Errorf("xbzrle cache without xbzrle: %s", r)
+	}
+	r = Virsh(t, from.URI(), "migrate", "--live", "--parallel-connections", "2", "cp", to.URI())
+	if r.Err == nil || !strings.Contains(r.Stderr, "Turn parallel migration on to tune it") {
+		t.Errorf("connections without --parallel: %s", r)
+	}
+	MustVirsh(t, from.URI(), "destroy", "cp")
+}
