@@ -47,6 +47,9 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 	if err != nil {
 		return nil, "", err
 	}
+	if err := d.checkTLSForce(flags); err != nil {
+		return nil, "", err
+	}
 	if stream != nil && migparams.Flags(flags)&migparams.Offline != 0 {
 		return nil, "", compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "tunnelled offline migration does not make sense")
 	}
@@ -179,7 +182,7 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 		if stream != nil {
 			err = d.startTunnelIncoming(ctx, dom, mon, stream)
 		} else {
-			err = d.startIncoming(ctx, dom, mon, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port)), false, tuning)
+			err = d.startIncoming(ctx, dom, mon, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port)), false, tuning, migparams.Flags(flags)&migparams.TLS != 0)
 		}
 		if err != nil {
 			rb.Run()
