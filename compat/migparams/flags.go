@@ -46,8 +46,8 @@ const Known = Live | PeerToPeer | Tunnelled | PersistDest | UndefineSource |
 	PostcopyResume | Zerocopy
 
 // Unimplemented are the flags libvirt accepts but govirtd refuses: RDMA,
-// post-copy, TLS and zero-copy are QEMU features govirtd does not drive.
-const Unimplemented = RDMAPinAll | Postcopy | PostcopyResume | TLS | Zerocopy
+// post-copy and zero-copy are QEMU features govirtd does not drive.
+const Unimplemented = RDMAPinAll | Postcopy | PostcopyResume | Zerocopy
 
 var flagNames = []struct {
 	f    Flags
@@ -175,6 +175,16 @@ func CheckFlags(flags Flags) error {
 	if flags&Zerocopy != 0 && flags&Parallel == 0 {
 		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU,
 			"zero-copy is only available for parallel migration")
+	}
+	if flags&TLS != 0 && flags&Tunnelled != 0 {
+		// A tunnelled stream travels inside the libvirt connection,
+		// whose own TLS (qemu+tls://) protects it.
+		return compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU,
+			"TLS migration is not supported with tunnelled migration by govirtd: use a qemu+tls:// connection")
+	}
+	if flags&TLS != 0 && flags&(NonSharedDisk|NonSharedInc) != 0 {
+		return compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU,
+			"storage migration with TLS is not supported by govirtd")
 	}
 	if flags&Parallel != 0 && flags&Tunnelled != 0 {
 		// The tunnel is one stream; multifd needs connections of its own.

@@ -126,7 +126,9 @@ func TestFlags(t *testing.T) {
 		{Compressed | Live, 0, ""},
 		{Parallel | Live | PeerToPeer, 0, ""},
 		{Parallel | Live | PeerToPeer | Tunnelled, libvirt.ErrArgumentUnsupported, "parallel migration is not supported with tunnelled migration by govirtd"},
-		{TLS | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_TLS is not supported by govirtd"},
+		{TLS | Live, 0, ""},
+		{TLS | Live | PeerToPeer | Tunnelled, libvirt.ErrArgumentUnsupported, "TLS migration is not supported with tunnelled migration by govirtd: use a qemu+tls:// connection"},
+		{TLS | Live | NonSharedDisk, libvirt.ErrArgumentUnsupported, "storage migration with TLS is not supported by govirtd"},
 		{Parallel | Zerocopy | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_ZEROCOPY is not supported by govirtd"},
 		{RDMAPinAll, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_RDMA_PIN_ALL is not supported by govirtd"},
 	}

@@ -58,8 +58,10 @@ type Driver struct {
 
 	qconf qemuConf
 	// displayPorts hands out autoport VNC/SPICE ports.
-	displayPorts *portAllocator
-	faults       faults
+	// incomingErrors are why incoming migrations failed, for Finish.
+	incomingErrors incomingErrors
+	displayPorts   *portAllocator
+	faults         faults
 	// portsInUse are incoming migration ports handed out and not yet
 	// released (QEMU binds them a moment later).
 	portMu     sync.Mutex

@@ -479,11 +479,12 @@ func (d *Driver) handleExit(dom *domain, proc *process.Process) {
 	}
 	os.RemoveAll(runDir)
 	os.RemoveAll(channelDir)
-	if !persistent {
-		d.remove(dom)
-	}
 	if cause.reason == libvirt.DomainShutoffCrashed {
 		d.log.Warn("QEMU exited unexpectedly", "domain", dom.name, "err", proc.Err())
+		d.incomingDied(dom, proc)
+	}
+	if !persistent {
+		d.remove(dom)
 	}
 	d.emitLifecycle(ref, libvirt.DomainEventStopped, int32(cause.detail))
 	if stopped != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -16,6 +17,7 @@ import (
 	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 	"github.com/govirtd/govirtd/driver/qemu/migration"
+	"github.com/govirtd/govirtd/driver/qemu/process"
 )
 
 // The destination side of migration v3: Prepare and Finish.
@@ -45,6 +47,9 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 	}
 	tuning, err := migparams.TuningFor(migparams.Flags(flags), params, migparams.DestinationSide)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := d.checkTLSForce(flags); err != nil {
 		return nil, "", err
 	}
 	if stream != nil && migparams.Flags(flags)&migparams.Offline != 0 {
@@ -179,7 +184,7 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 		if stream != nil {
 			err = d.startTunnelIncoming(ctx, dom, mon, stream)
 		} else {
-			err = d.startIncoming(ctx, dom, mon, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port)), false, tuning)
+			err = d.startIncoming(ctx, dom, mon, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port)), false, tuning, migparams.Flags(flags)&migparams.TLS != 0)
 		}
 		if err != nil {
 			rb.Run()
@@ -353,6 +358,11 @@ func (d *Driver) MigrateFinish3(ctx context.Context, tp []libvirt.TypedParam, co
 		}
 	}
 	if dom == nil {
+		// An incoming QEMU that died takes its domain along; what killed
+		// it is the useful answer (libvirt's qemuMigrationDstErrorReport).
+		if err := d.incomingErrors.take(name); err != nil {
+			return libvirt.Domain{}, nil, err
+		}
 		return libvirt.Domain{}, nil, errNoDomainName(name)
 	}
 	m := dom.migJob(migration.Destination)
@@ -513,4 +523,63 @@ func (d *Driver) abortIncoming(dom *domain, m *migState) {
 	if !persistent {
 		d.remove(dom)
 	}
+}
+
+// incomingDied ends the incoming migration of a QEMU that died on its own
+// (a failed TLS handshake or a stream QEMU could not load makes it exit):
+// its job, port and created images go now, since Finish will not find the
+// domain, and the error is kept for Finish to report.
+func (d *Driver) incomingDied(dom *domain, proc *process.Process) {
+	dom.mu.Lock()
+	m := dom.mig
+	dom.mu.Unlock()
+	if m == nil || m.job.Role != migration.Destination {
+		return
+	}
+	err := compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: qemu unexpectedly closed the monitor (vm='%s'): %s",
+		dom.name, lastLogLines(d.store.LogPath(dom.name), proc.Err()))
+	d.incomingErrors.keep(dom.name, err)
+	d.releaseMigrationPort(m.incomingPort)
+	d.releaseStorage(m, true)
+	d.endMigJob(dom, m)
+}
+
+// incomingErrors keeps, for a while, why incoming migrations failed,
+// by domain name (libvirt's qemuMigrationDstErrorSave).
+type incomingErrors struct {
+	mu   sync.Mutex
+	errs map[string]keptError
+}
+
+type keptError struct {
+	err  error
+	when time.Time
+}
+
+// incomingErrorTTL bounds how long an error waits for its Finish.
+const incomingErrorTTL = 5 * time.Minute
+
+func (e *incomingErrors) keep(name string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.errs == nil {
+		e.errs = map[string]keptError{}
+	}
+	for n, k := range e.errs {
+		if time.Since(k.when) > incomingErrorTTL {
+			delete(e.errs, n)
+		}
+	}
+	e.errs[name] = keptError{err, time.Now()}
+}
+
+func (e *incomingErrors) take(name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k, ok := e.errs[name]
+	delete(e.errs, name)
+	if !ok || time.Since(k.when) > incomingErrorTTL {
+		return nil
+	}
+	return k.err
 }

@@ -120,10 +120,13 @@ func (d *Driver) endMigJob(dom *domain, m *migState) {
 		m.restoreSpeed()
 		m.restoreSpeed = nil
 	}
+	// Taken under the lock: a QEMU that dies mid-migration ends the job
+	// from its exit handler while the step's own goroutine may too.
+	release := m.release
+	m.release = nil
 	dom.mu.Unlock()
-	if m.release != nil {
-		m.release()
-		m.release = nil
+	if release != nil {
+		release()
 	}
 	d.saveStatus(dom)
 }

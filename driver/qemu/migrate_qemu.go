@@ -3,6 +3,8 @@ package qemu
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -35,6 +37,36 @@ type sourceRun struct {
 	acIncrement   *int64
 	downtimeLimit *int64
 	tuning        migparams.Tuning // compression, parallel connections
+	// tlsHostname is the name the destination's certificate must carry,
+	// for a --tls migration ("" without TLS).
+	tlsHostname string
+}
+
+// migrationTLSAlias is the id of a --tls migration's credentials object
+// in QEMU (libvirt's name for it).
+const migrationTLSAlias = "objlibvirt_migrate_tls0"
+
+// addMigrationTLS gives QEMU the x509 credentials of a --tls migration
+// from qemu.conf's migrate_tls_x509_cert_dir: the server's on the
+// destination (checking the source's client certificate when
+// migrate_tls_x509_verify says so), the client's on the source (which
+// always checks the destination's certificate).
+func (d *Driver) addMigrationTLS(ctx context.Context, mon *qmp.Monitor, server bool) error {
+	dir := d.qconf.MigrateTLSDir
+	endpoint, files := "client", []string{"ca-cert.pem", "client-cert.pem", "client-key.pem"}
+	if server {
+		endpoint, files = "server", []string{"ca-cert.pem", "server-cert.pem", "server-key.pem"}
+	}
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "migration TLS credentials missing in migrate_tls_x509_cert_dir %s: %v", dir, err)
+		}
+	}
+	mon.ObjectDel(ctx, migrationTLSAlias) // a previous migration's, if any
+	if err := mon.ObjectAddTLSCredsX509(ctx, migrationTLSAlias, dir, endpoint, !server || d.qconf.MigrateTLSVerify); err != nil {
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration TLS credentials: %v", err)
+	}
+	return nil
 }
 
 // runSourceMigration sends the guest to uri and waits for QEMU to finish.
@@ -59,7 +91,12 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 	if r.bandwidthMiB > 0 {
 		bw = int64(r.bandwidthMiB) << 20
 	}
-	p := qmp.MigrationParameters{TLSCreds: &empty, TLSHostname: &empty, MaxBandwidth: &bw,
+	creds, host := &empty, &empty
+	if r.tlsHostname != "" {
+		alias := migrationTLSAlias
+		creds, host = &alias, &r.tlsHostname
+	}
+	p := qmp.MigrationParameters{TLSCreds: creds, TLSHostname: host, MaxBandwidth: &bw,
 		CPUThrottleInitial: r.acInitial, CPUThrottleIncrement: r.acIncrement, DowntimeLimit: r.downtimeLimit}
 	tuningParams(&p, r.tuning)
 	if err := mon.MigrateSetParameters(ctx, p); err != nil {
@@ -192,6 +229,8 @@ func (d *Driver) resetMigrationSettings(ctx context.Context, dom *domain, mon *q
 			d.log.Warn("restore migration parameters", "domain", dom.name, "err", err)
 		}
 	}
+	// A --tls migration's credentials go once no parameter names them.
+	mon.ObjectDel(ctx, migrationTLSAlias)
 }
 
 // resumeAfterMigration starts the guest's CPUs again when a migration had
@@ -217,7 +256,7 @@ func (d *Driver) resumeAfterMigration(ctx context.Context, dom *domain, mon *qmp
 
 // startIncoming prepares a freshly started destination QEMU (-incoming
 // defer) and makes it listen for the stream.
-func (d *Driver) startIncoming(ctx context.Context, dom *domain, mon *qmp.Monitor, listenURI string, tunnelled bool, tuning migparams.Tuning) error {
+func (d *Driver) startIncoming(ctx context.Context, dom *domain, mon *qmp.Monitor, listenURI string, tunnelled bool, tuning migparams.Tuning, tls bool) error {
 	// Kept to be restored after the migration (resetMigrationSettings),
 	// as on the source: this QEMU may be a source next, and must not
 	// carry this migration's multifd channels or compression threads.
@@ -235,6 +274,13 @@ func (d *Driver) startIncoming(ctx context.Context, dom *domain, mon *qmp.Monito
 	}
 	empty := ""
 	params := qmp.MigrationParameters{TLSCreds: &empty, TLSHostname: &empty}
+	if tls {
+		if err := d.addMigrationTLS(ctx, mon, true); err != nil {
+			return err
+		}
+		alias := migrationTLSAlias
+		params.TLSCreds = &alias
+	}
 	tuningParams(&params, tuning)
 	if err := mon.MigrateSetParameters(ctx, params); err != nil {
 		return fmt.Errorf("set migration parameters: %w", err)
@@ -290,4 +336,13 @@ func deref(p *int64) int64 {
 		return -1
 	}
 	return *p
+}
+
+// checkTLSForce is qemu.conf's migrate_tls_force: migrations only with
+// --tls.
+func (d *Driver) checkTLSForce(flags uint32) error {
+	if d.qconf.MigrateTLSForce && migparams.Flags(flags)&(migparams.TLS|migparams.Offline) == 0 {
+		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "this libvirtd instance allows migration only with VIR_MIGRATE_TLS flag")
+	}
+	return nil
 }

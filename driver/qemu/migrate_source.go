@@ -51,6 +51,9 @@ func (d *Driver) begin(dom *domain, m *migState, flags uint32) ([]byte, string, 
 		return nil, "", err
 	}
 	offline := migparams.Flags(flags)&migparams.Offline != 0
+	if err := d.checkTLSForce(flags); err != nil && !offline {
+		return nil, "", err
+	}
 	dom.mu.Lock()
 	live, def, active := dom.live, dom.def, dom.id != -1
 	dom.mu.Unlock()
@@ -222,6 +225,18 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 		return fail(err)
 	}
 	run := sourceRun{bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime, tunnelled: m.tunnel != nil, tuning: tuning}
+	if migparams.Flags(flags)&migparams.TLS != 0 {
+		// The destination's certificate must name the host the stream
+		// goes to, as libvirt sets tls-hostname.
+		host, _, err := migrationHost(uri)
+		if err != nil {
+			return fail(err)
+		}
+		if err := d.addMigrationTLS(ctx, mon, false); err != nil {
+			return fail(err)
+		}
+		run.tlsHostname = host
+	}
 	if m.params.HasAutoConvergeInitial {
 		v := int64(m.params.AutoConvergeInitial)
 		run.acInitial = &v

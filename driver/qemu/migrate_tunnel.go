@@ -58,7 +58,7 @@ func (d *Driver) startTunnelIncoming(ctx context.Context, dom *domain, mon *qmp.
 	path := filepath.Join(dom.runDir, tunnelInSocket)
 	dom.mu.Unlock()
 	os.Remove(path)
-	if err := d.startIncoming(ctx, dom, mon, "unix:"+path, true, migparams.Tuning{}); err != nil {
+	if err := d.startIncoming(ctx, dom, mon, "unix:"+path, true, migparams.Tuning{}, false); err != nil {
 		return err
 	}
 	// QEMU listens once migrate-incoming returned.

@@ -25,6 +25,17 @@ type qemuConf struct {
 	// VNCListen and SpiceListen are where displays without a listen
 	// address listen (vnc_listen, spice_listen).
 	VNCListen, SpiceListen string
+	// MigrateTLSDir holds the x509 credentials of --tls migrations
+	// (migrate_tls_x509_cert_dir, else default_tls_x509_cert_dir), in
+	// QEMU's names: ca-cert.pem, server-cert.pem, server-key.pem,
+	// client-cert.pem, client-key.pem.
+	MigrateTLSDir string
+	// MigrateTLSVerify makes the destination check the source's client
+	// certificate (migrate_tls_x509_verify, else default_tls_x509_verify).
+	MigrateTLSVerify bool
+	// MigrateTLSForce refuses migrations without --tls
+	// (migrate_tls_force).
+	MigrateTLSForce bool
 }
 
 func defaultQemuConf() qemuConf {
@@ -32,6 +43,7 @@ func defaultQemuConf() qemuConf {
 		MigrationPortMin: 49152, MigrationPortMax: 49215,
 		RemoteDisplayPortMin: 5900, RemoteDisplayPortMax: 65535,
 		VNCListen: "127.0.0.1", SpiceListen: "127.0.0.1",
+		MigrateTLSDir: "/etc/pki/qemu", MigrateTLSVerify: true,
 	}
 }
 
@@ -71,7 +83,22 @@ func loadQemuConf(path string) (qemuConf, error) {
 		}
 		return nil
 	}
+	boolean := func(key string, dst *bool) error {
+		if e, ok := f.Lookup(key); ok {
+			if e.Value.Kind != virconf.Int || (e.Value.Int != 0 && e.Value.Int != 1) {
+				return fmt.Errorf("%s line %d: %s: expected 0 or 1", path, e.Line, key)
+			}
+			*dst = e.Value.Int == 1
+		}
+		return nil
+	}
+	// The migrate_ keys fall back to the default_ ones, as in libvirt.
 	for _, err := range []error{
+		str("default_tls_x509_cert_dir", &c.MigrateTLSDir),
+		boolean("default_tls_x509_verify", &c.MigrateTLSVerify),
+		str("migrate_tls_x509_cert_dir", &c.MigrateTLSDir),
+		boolean("migrate_tls_x509_verify", &c.MigrateTLSVerify),
+		boolean("migrate_tls_force", &c.MigrateTLSForce),
 		str("migration_address", &c.MigrationAddress),
 		str("migration_host", &c.MigrationHost),
 		num("migration_port_min", &c.MigrationPortMin),

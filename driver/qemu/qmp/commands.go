@@ -221,3 +221,23 @@ func (m *Monitor) GetFD(ctx context.Context, name string, f *os.File) error {
 func (m *Monitor) CloseFD(ctx context.Context, name string) error {
 	return m.Run(ctx, "closefd", fdName{name}, nil)
 }
+
+// ObjectAddTLSCredsX509 creates a tls-creds-x509 object reading the
+// credentials in dir ("object-add"): endpoint "server" or "client";
+// verifyPeer makes a server require a client certificate.
+func (m *Monitor) ObjectAddTLSCredsX509(ctx context.Context, id, dir, endpoint string, verifyPeer bool) error {
+	return m.Run(ctx, "object-add", struct {
+		QOMType    string `json:"qom-type"`
+		ID         string `json:"id"`
+		Dir        string `json:"dir"`
+		Endpoint   string `json:"endpoint"`
+		VerifyPeer bool   `json:"verify-peer"`
+	}{"tls-creds-x509", id, dir, endpoint, verifyPeer}, nil)
+}
+
+// ObjectDel removes an object ("object-del").
+func (m *Monitor) ObjectDel(ctx context.Context, id string) error {
+	return m.Run(ctx, "object-del", struct {
+		ID string `json:"id"`
+	}{id}, nil)
+}
