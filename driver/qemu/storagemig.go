@@ -154,7 +154,12 @@ func (d *Driver) serveStorage(ctx context.Context, dom *domain, m *migState, mon
 		}
 		m.storage.nbdPort = port
 	}
-	if err := storagecopy.Serve(ctx, mon, host, port, disks); err != nil {
+	tlsCreds := ""
+	if migparams.Flags(m.job.Flags)&migparams.TLS != 0 {
+		// The migration's server credentials, added with the stream's.
+		tlsCreds = migrationTLSAlias
+	}
+	if err := storagecopy.Serve(ctx, mon, host, port, tlsCreds, disks); err != nil {
 		return nil, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
 	}
 	return &migcookie.NBD{Port: port}, nil
@@ -286,6 +291,9 @@ func (d *Driver) copyStorage(dom *domain, m *migState, mon *qmp.Monitor, uri str
 	}()
 	o := storagecopy.MirrorOptions{Host: host, Port: port, Speed: speed, Shallow: incremental,
 		SyncWrites: migparams.Flags(flags)&migparams.NonSharedSynchronousWrites != 0}
+	if migparams.Flags(flags)&migparams.TLS != 0 {
+		o.TLSCreds, o.TLSHostname = migrationTLSAlias, host
+	}
 	if err := storagecopy.Mirror(ctx, mon, s.disks, o); err != nil {
 		return err
 	}

@@ -9,8 +9,9 @@ import (
 // over NBD, the source mirrors its disks into those exports.
 
 // NBDServerStart starts QEMU's NBD server listening on host:port
-// ("nbd-server-start" with an inet address).
-func (m *Monitor) NBDServerStart(ctx context.Context, host string, port int) error {
+// ("nbd-server-start" with an inet address), in TLS with the credentials
+// object tlsCreds unless it is "".
+func (m *Monitor) NBDServerStart(ctx context.Context, host string, port int, tlsCreds string) error {
 	type inet struct {
 		Host string `json:"host"`
 		Port string `json:"port"`
@@ -20,8 +21,9 @@ func (m *Monitor) NBDServerStart(ctx context.Context, host string, port int) err
 		Data inet   `json:"data"`
 	}
 	return m.Run(ctx, "nbd-server-start", struct {
-		Addr addr `json:"addr"`
-	}{addr{"inet", inet{host, strconv.Itoa(port)}}}, nil)
+		Addr     addr   `json:"addr"`
+		TLSCreds string `json:"tls-creds,omitempty"`
+	}{addr{"inet", inet{host, strconv.Itoa(port)}}, tlsCreds}, nil)
 }
 
 // NBDServerStop stops the NBD server and drops its exports
@@ -43,20 +45,24 @@ func (m *Monitor) BlockExportAddNBD(ctx context.Context, id, node, name string, 
 }
 
 // BlockdevAddNBD adds a block node named node that is the NBD export
-// export on host:port ("blockdev-add" with driver nbd).
-func (m *Monitor) BlockdevAddNBD(ctx context.Context, node, host string, port int, export string) error {
+// export on host:port ("blockdev-add" with driver nbd), in TLS with the
+// credentials object tlsCreds (the server's certificate naming
+// tlsHostname) unless tlsCreds is "".
+func (m *Monitor) BlockdevAddNBD(ctx context.Context, node, host string, port int, export, tlsCreds, tlsHostname string) error {
 	type server struct {
 		Type string `json:"type"`
 		Host string `json:"host"`
 		Port string `json:"port"`
 	}
 	return m.Run(ctx, "blockdev-add", struct {
-		Driver   string `json:"driver"`
-		Server   server `json:"server"`
-		Export   string `json:"export"`
-		NodeName string `json:"node-name"`
-		ReadOnly bool   `json:"read-only"`
-	}{"nbd", server{"inet", host, strconv.Itoa(port)}, export, node, false}, nil)
+		Driver      string `json:"driver"`
+		Server      server `json:"server"`
+		Export      string `json:"export"`
+		NodeName    string `json:"node-name"`
+		ReadOnly    bool   `json:"read-only"`
+		TLSCreds    string `json:"tls-creds,omitempty"`
+		TLSHostname string `json:"tls-hostname,omitempty"`
+	}{"nbd", server{"inet", host, strconv.Itoa(port)}, export, node, false, tlsCreds, tlsHostname}, nil)
 }
 
 // BlockdevDel removes a block node added with blockdev-add

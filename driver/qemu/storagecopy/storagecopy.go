@@ -56,10 +56,10 @@ type Disk struct {
 
 // Monitor is the part of the QMP client storage migration uses.
 type Monitor interface {
-	NBDServerStart(ctx context.Context, host string, port int) error
+	NBDServerStart(ctx context.Context, host string, port int, tlsCreds string) error
 	NBDServerStop(ctx context.Context) error
 	BlockExportAddNBD(ctx context.Context, id, node, name string, writable bool) error
-	BlockdevAddNBD(ctx context.Context, node, host string, port int, export string) error
+	BlockdevAddNBD(ctx context.Context, node, host string, port int, export, tlsCreds, tlsHostname string) error
 	BlockdevDel(ctx context.Context, node string) error
 	BlockdevMirror(ctx context.Context, m qmp.Mirror) error
 	QueryBlockJobs(ctx context.Context) ([]qmp.BlockJob, error)
@@ -232,10 +232,11 @@ func RemoveCreated(paths []string) {
 	}
 }
 
-// Serve starts QEMU's NBD server on host:port and exports every disk,
+// Serve starts QEMU's NBD server on host:port (in TLS with the
+// credentials object tlsCreds unless it is "") and exports every disk,
 // writable, under its drive alias (qemuMigrationDstStartNBDServer).
-func Serve(ctx context.Context, mon Monitor, host string, port int, disks []Disk) error {
-	if err := mon.NBDServerStart(ctx, host, port); err != nil {
+func Serve(ctx context.Context, mon Monitor, host string, port int, tlsCreds string, disks []Disk) error {
+	if err := mon.NBDServerStart(ctx, host, port, tlsCreds); err != nil {
 		return fmt.Errorf("start NBD server on %s:%d: %w", host, port, err)
 	}
 	for _, d := range disks {
@@ -264,6 +265,9 @@ type MirrorOptions struct {
 	// SyncWrites makes guest writes wait until they are mirrored
 	// (--copy-storage-synchronous-writes).
 	SyncWrites bool
+	// TLSCreds names the credentials object of a TLS connection to the
+	// NBD server, whose certificate must name TLSHostname; "" is plain.
+	TLSCreds, TLSHostname string
 }
 
 // targetNode is the source's block node for a disk's remote copy.
@@ -282,7 +286,7 @@ func Mirror(ctx context.Context, mon Monitor, disks []Disk, o MirrorOptions) err
 		mode = "write-blocking"
 	}
 	for i, d := range disks {
-		if err := mon.BlockdevAddNBD(ctx, targetNode(d), o.Host, o.Port, d.Export); err != nil {
+		if err := mon.BlockdevAddNBD(ctx, targetNode(d), o.Host, o.Port, d.Export, o.TLSCreds, o.TLSHostname); err != nil {
 			Abort(ctx, mon, disks[:i])
 			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration of disk %s failed: cannot connect to the destination's NBD export %s on %s:%d: %v", d.Target, d.Export, o.Host, o.Port, err)
 		}
