@@ -8,22 +8,35 @@ import (
 // The commands of storage migration: the destination exports its disks
 // over NBD, the source mirrors its disks into those exports.
 
-// NBDServerStart starts QEMU's NBD server listening on host:port
-// ("nbd-server-start" with an inet address), in TLS with the credentials
-// object tlsCreds unless it is "".
-func (m *Monitor) NBDServerStart(ctx context.Context, host string, port int, tlsCreds string) error {
-	type inet struct {
-		Host string `json:"host"`
-		Port string `json:"port"`
+// NBDAddress is where an NBD server listens: Host and Port, or a unix
+// Socket.
+type NBDAddress struct {
+	Host   string
+	Port   int
+	Socket string
+}
+
+// NBDServerStart starts QEMU's NBD server listening on addr
+// ("nbd-server-start"), in TLS with the credentials object tlsCreds
+// unless it is "".
+func (m *Monitor) NBDServerStart(ctx context.Context, addr NBDAddress, tlsCreds string) error {
+	type data struct {
+		Host string `json:"host,omitempty"`
+		Port string `json:"port,omitempty"`
+		Path string `json:"path,omitempty"`
 	}
-	type addr struct {
+	type address struct {
 		Type string `json:"type"`
-		Data inet   `json:"data"`
+		Data data   `json:"data"`
+	}
+	a := address{"inet", data{Host: addr.Host, Port: strconv.Itoa(addr.Port)}}
+	if addr.Socket != "" {
+		a = address{"unix", data{Path: addr.Socket}}
 	}
 	return m.Run(ctx, "nbd-server-start", struct {
-		Addr     addr   `json:"addr"`
-		TLSCreds string `json:"tls-creds,omitempty"`
-	}{addr{"inet", inet{host, strconv.Itoa(port)}}, tlsCreds}, nil)
+		Addr     address `json:"addr"`
+		TLSCreds string  `json:"tls-creds,omitempty"`
+	}{a, tlsCreds}, nil)
 }
 
 // NBDServerStop stops the NBD server and drops its exports
@@ -45,14 +58,19 @@ func (m *Monitor) BlockExportAddNBD(ctx context.Context, id, node, name string, 
 }
 
 // BlockdevAddNBD adds a block node named node that is the NBD export
-// export on host:port ("blockdev-add" with driver nbd), in TLS with the
-// credentials object tlsCreds (the server's certificate naming
+// export of the server at addr ("blockdev-add" with driver nbd), in TLS
+// with the credentials object tlsCreds (the server's certificate naming
 // tlsHostname) unless tlsCreds is "".
-func (m *Monitor) BlockdevAddNBD(ctx context.Context, node, host string, port int, export, tlsCreds, tlsHostname string) error {
+func (m *Monitor) BlockdevAddNBD(ctx context.Context, node string, addr NBDAddress, export, tlsCreds, tlsHostname string) error {
 	type server struct {
 		Type string `json:"type"`
-		Host string `json:"host"`
-		Port string `json:"port"`
+		Host string `json:"host,omitempty"`
+		Port string `json:"port,omitempty"`
+		Path string `json:"path,omitempty"`
+	}
+	srv := server{Type: "inet", Host: addr.Host, Port: strconv.Itoa(addr.Port)}
+	if addr.Socket != "" {
+		srv = server{Type: "unix", Path: addr.Socket}
 	}
 	return m.Run(ctx, "blockdev-add", struct {
 		Driver      string `json:"driver"`
@@ -62,7 +80,7 @@ func (m *Monitor) BlockdevAddNBD(ctx context.Context, node, host string, port in
 		ReadOnly    bool   `json:"read-only"`
 		TLSCreds    string `json:"tls-creds,omitempty"`
 		TLSHostname string `json:"tls-hostname,omitempty"`
-	}{"nbd", server{"inet", host, strconv.Itoa(port)}, export, node, false, tlsCreds, tlsHostname}, nil)
+	}{"nbd", srv, export, node, false, tlsCreds, tlsHostname}, nil)
 }
 
 // BlockdevDel removes a block node added with blockdev-add
