@@ -182,10 +182,6 @@ func CheckFlags(flags Flags) error {
 		return compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU,
 			"TLS migration is not supported with tunnelled migration by govirtd: use a qemu+tls:// connection")
 	}
-	if flags&TLS != 0 && flags&(NonSharedDisk|NonSharedInc) != 0 {
-		return compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU,
-			"storage migration with TLS is not supported by govirtd")
-	}
 	if flags&Parallel != 0 && flags&Tunnelled != 0 {
 		// The tunnel is one stream; multifd needs connections of its own.
 		return compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU,

@@ -128,7 +128,7 @@ func TestFlags(t *testing.T) {
 		{Parallel | Live | PeerToPeer | Tunnelled, libvirt.ErrArgumentUnsupported, "parallel migration is not supported with tunnelled migration by govirtd"},
 		{TLS | Live, 0, ""},
 		{TLS | Live | PeerToPeer | Tunnelled, libvirt.ErrArgumentUnsupported, "TLS migration is not supported with tunnelled migration by govirtd: use a qemu+tls:// connection"},
-		{TLS | Live | NonSharedDisk, libvirt.ErrArgumentUnsupported, "storage migration with TLS is not supported by govirtd"},
+		{TLS | Live | NonSharedDisk, 0, ""},
 		{Parallel | Zerocopy | Live, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_ZEROCOPY is not supported by govirtd"},
 		{RDMAPinAll, libvirt.ErrArgumentUnsupported, "migration flag VIR_MIGRATE_RDMA_PIN_ALL is not supported by govirtd"},
 	}

@@ -135,51 +135,66 @@ func (d *Driver) serveStorage(ctx context.Context, dom *domain, m *migState, mon
 		return nil, err
 	}
 	m.storage.disks = disks
-	host := d.migrationListenAddress(m.params)
-	port := m.params.DisksPort
+	addr := qmp.NBDAddress{Host: d.migrationListenAddress(m.params), Port: m.params.DisksPort}
 	if m.params.DisksURI != "" {
-		h, p, err := disksURI(m.params.DisksURI)
-		if err != nil {
+		if addr, err = disksURI(m.params.DisksURI); err != nil {
 			return nil, err
 		}
-		host, port = h, p
 	}
-	if port < 0 || port > 65535 {
+	if addr.Port < 0 || addr.Port > 65535 {
 		return nil, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "nbd port must be in range 0-65535")
 	}
-	if port == 0 {
+	if addr.Socket == "" && addr.Port == 0 {
 		// A second port of the migration range, as libvirt takes one.
-		if port, err = d.reserveMigrationPort(&migparams.Params{ListenAddress: host}); err != nil {
+		if addr.Port, err = d.reserveMigrationPort(&migparams.Params{ListenAddress: addr.Host}); err != nil {
 			return nil, err
 		}
-		m.storage.nbdPort = port
+		m.storage.nbdPort = addr.Port
 	}
-	if err := storagecopy.Serve(ctx, mon, host, port, disks); err != nil {
+	tlsCreds := ""
+	if migparams.Flags(m.job.Flags)&migparams.TLS != 0 {
+		if addr.Socket != "" {
+			return nil, compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "NBD migration with TLS is not supported over UNIX socket")
+		}
+		// The migration's server credentials, added with the stream's.
+		tlsCreds = migrationTLSAlias
+	}
+	if err := storagecopy.Serve(ctx, mon, addr, tlsCreds, disks); err != nil {
 		return nil, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
 	}
+	// A unix socket has no port to tell (<nbd/>).
+	port := addr.Port
 	return &migcookie.NBD{Port: port}, nil
 }
 
-// disksURI parses --disks-uri tcp://HOST[:PORT] (unix sockets are not
-// supported by govirtd).
-func disksURI(s string) (string, int, error) {
+// disksURI parses --disks-uri: tcp://HOST[:PORT] or unix:///PATH, with
+// libvirt's errors.
+func disksURI(s string) (qmp.NBDAddress, error) {
+	var a qmp.NBDAddress
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" {
-		return "", 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "No URI scheme specified: %s", s)
+		return a, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "No URI scheme specified: %s", s)
 	}
-	if u.Scheme != "tcp" {
-		return "", 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "Unsupported scheme in disks URI: %s", u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return "", 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "URI with tcp scheme did not provide a server part: %s", s)
-	}
-	port := 0
-	if p := u.Port(); p != "" {
-		if port, err = strconv.Atoi(p); err != nil {
-			return "", 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "nbd port must be in range 0-65535")
+	switch u.Scheme {
+	case "tcp":
+		if u.Hostname() == "" {
+			return a, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "URI with tcp scheme did not provide a server part: %s", s)
 		}
+		a.Host = u.Hostname()
+		if p := u.Port(); p != "" {
+			if a.Port, err = strconv.Atoi(p); err != nil {
+				return a, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "nbd port must be in range 0-65535")
+			}
+		}
+	case "unix":
+		if u.Path == "" {
+			return a, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "UNIX disks URI does not include path")
+		}
+		a.Socket = u.Path
+	default:
+		return a, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "Unsupported scheme in disks URI: %s", u.Scheme)
 	}
-	return u.Hostname(), port, nil
+	return a, nil
 }
 
 // releaseStorage undoes the destination's set-up after the migration:
@@ -251,23 +266,34 @@ func (d *Driver) copyStorage(dom *domain, m *migState, mon *qmp.Monitor, uri str
 		return nil
 	}
 	peer := m.peerCookie
-	if peer == nil || peer.NBD == nil || peer.NBD.Port == 0 {
+	if peer == nil || peer.NBD == nil {
 		return compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "the destination offered no NBD server for storage migration")
 	}
 	host, _, err := migrationHost(uri)
 	if err != nil {
 		return err
 	}
-	port := peer.NBD.Port
+	addr := qmp.NBDAddress{Host: host, Port: peer.NBD.Port}
 	if m.params.DisksURI != "" {
-		h, p, err := disksURI(m.params.DisksURI)
+		u, err := disksURI(m.params.DisksURI)
 		if err != nil {
 			return err
 		}
-		host = h
-		if p != 0 {
-			port = p
+		switch {
+		case u.Socket != "":
+			if migparams.Flags(flags)&migparams.TLS != 0 {
+				return compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "NBD migration with TLS is not supported over UNIX socket")
+			}
+			addr = u
+		default:
+			addr.Host = u.Host
+			if u.Port != 0 {
+				addr.Port = u.Port
+			}
 		}
+	}
+	if addr.Socket == "" && addr.Port == 0 {
+		return compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "the destination offered no NBD server port for storage migration")
 	}
 	_, incremental := storageFlags(flags)
 	var speed int64
@@ -284,8 +310,11 @@ func (d *Driver) copyStorage(dom *domain, m *migState, mon *qmp.Monitor, uri str
 		s.cancel = nil
 		s.mu.Unlock()
 	}()
-	o := storagecopy.MirrorOptions{Host: host, Port: port, Speed: speed, Shallow: incremental,
+	o := storagecopy.MirrorOptions{Addr: addr, Speed: speed, Shallow: incremental,
 		SyncWrites: migparams.Flags(flags)&migparams.NonSharedSynchronousWrites != 0}
+	if migparams.Flags(flags)&migparams.TLS != 0 {
+		o.TLSCreds, o.TLSHostname = migrationTLSAlias, host
+	}
 	if err := storagecopy.Mirror(ctx, mon, s.disks, o); err != nil {
 		return err
 	}

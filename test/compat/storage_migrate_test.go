@@ -226,6 +226,41 @@ func TestMigrateCopyStorageChoicesAndAbort(t *testing.T) {
 		}
 		MustVirsh(t, b.URI(), "destroy", "md")
 	})
+	t.Run("disks-uri-and-port", func(t *testing.T) {
+		// The disks over a unix socket (--disks-uri unix:///…, the hosts
+		// share this machine), then over a chosen TCP port
+		// (--disks-port), there and back.
+		t.Parallel()
+		a := StartHost(t, HostOptions{Name: "du-a"})
+		b := StartHost(t, HostOptions{Name: "du-b"})
+		serial, srcImg, dstImg, dstXML := diskGuest(t, a, b, "du", "raw", 256)
+		waitDiskCheck(t, serial, 0, time.Minute)
+		sock := filepath.Join(t.TempDir(), "nbd.sock")
+		before, _ := LastTick(serial)
+		if r := run(t, 3*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "--copy-storage-all", "--disks-uri", "unix://"+sock,
+			"--xml", dstXML, "du", b.URI()); r.Err != nil {
+			t.Fatalf("--disks-uri unix: %s", r)
+		}
+		checkMoved(t, a, b, "du", serial, before)
+		last := waitDiskCheck(t, serial, before.N, time.Minute)
+		// And back, the image path swapped again, on a port of our own.
+		os.Remove(srcImg)
+		mig := MustVirsh(t, b.URI(), "dumpxml", "--migratable", "du")
+		back := filepath.Join(t.TempDir(), "back.xml")
+		os.WriteFile(back, []byte(strings.ReplaceAll(mig, dstImg, srcImg)), 0o644)
+		port := freePort(t, a.Addr)
+		before, _ = LastTick(serial)
+		if r := run(t, 3*time.Minute, "virsh", "-c", b.URI(), "migrate", "--live", "--copy-storage-all", "--disks-port", fmt.Sprint(port),
+			"--xml", back, "du", a.URI()); r.Err != nil {
+			t.Fatalf("--disks-port: %s", r)
+		}
+		checkMoved(t, b, a, "du", serial, before)
+		waitDiskCheck(t, serial, last.N, time.Minute)
+		if r := Virsh(t, a.URI(), "migrate", "--live", "--copy-storage-all", "--disks-uri", "ftp://x", "du", b.URI()); r.Err == nil || !strings.Contains(r.Stderr, "Unsupported scheme in disks URI: ftp") {
+			t.Errorf("--disks-uri ftp: %s", r)
+		}
+		MustVirsh(t, a.URI(), "destroy", "du")
+	})
 	t.Run("domjobabort", func(t *testing.T) {
 		t.Parallel()
 		a := StartHost(t, HostOptions{Name: "ja-a"})

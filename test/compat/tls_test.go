@@ -280,3 +280,31 @@ func TestMigrateTLS(t *testing.T) {
 	checkMoved(t, a, c, name, serial, before)
 	MustVirsh(t, c.URI(), "destroy", name)
 }
+
+// TestMigrateCopyStorageTLS: --copy-storage-all --tls: the disk's NBD
+// connection uses the migration's TLS credentials too (the destination's
+// NBD server requires it), and the guest, writing its disk all along,
+// reads back every block on the destination.
+func TestMigrateCopyStorageTLS(t *testing.T) {
+	t.Parallel()
+	deps.Require(t, "virsh", "qemu-system-x86_64", "qemu-img")
+	pki, good := t.TempDir(), t.TempDir()
+	conf := fmt.Sprintf("migrate_tls_x509_cert_dir = %q\n", good)
+	a := StartHost(t, HostOptions{Name: "stls-a", QemuConf: conf})
+	b := StartHost(t, HostOptions{Name: "stls-b", QemuConf: conf})
+	makePKI(t, pki, a.Addr, b.Addr)
+	qemuTLSDir(t, good, filepath.Join(pki, "cacert.pem"), pki)
+	serial, _, dstImg, dstXML := diskGuest(t, a, b, "stls", "qcow2", 512)
+	waitDiskCheck(t, serial, 0, time.Minute)
+	before, _ := LastTick(serial)
+	if r := run(t, 3*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "--copy-storage-all", "--tls", "--xml", dstXML, "stls", b.URI()); r.Err != nil {
+		t.Fatalf("migrate --copy-storage-all --tls: %s", r)
+	}
+	checkMoved(t, a, b, "stls", serial, before)
+	last := waitDiskCheck(t, serial, before.N, time.Minute)
+	waitDiskCheck(t, serial, last.N, time.Minute)
+	if blk := MustVirsh(t, b.URI(), "domblklist", "stls"); !strings.Contains(blk, dstImg) {
+		t.Errorf("destination disks:\n%s", blk)
+	}
+	MustVirsh(t, b.URI(), "destroy", "stls")
+}

@@ -8,20 +8,35 @@ import (
 // The commands of storage migration: the destination exports its disks
 // over NBD, the source mirrors its disks into those exports.
 
-// NBDServerStart starts QEMU's NBD server listening on host:port
-// ("nbd-server-start" with an inet address).
-func (m *Monitor) NBDServerStart(ctx context.Context, host string, port int) error {
-	type inet struct {
-		Host string `json:"host"`
-		Port string `json:"port"`
+// NBDAddress is where an NBD server listens: Host and Port, or a unix
+// Socket.
+type NBDAddress struct {
+	Host   string
+	Port   int
+	Socket string
+}
+
+// NBDServerStart starts QEMU's NBD server listening on addr
+// ("nbd-server-start"), in TLS with the credentials object tlsCreds
+// unless it is "".
+func (m *Monitor) NBDServerStart(ctx context.Context, addr NBDAddress, tlsCreds string) error {
+	type data struct {
+		Host string `json:"host,omitempty"`
+		Port string `json:"port,omitempty"`
+		Path string `json:"path,omitempty"`
 	}
-	type addr struct {
+	type address struct {
 		Type string `json:"type"`
-		Data inet   `json:"data"`
+		Data data   `json:"data"`
+	}
+	a := address{"inet", data{Host: addr.Host, Port: strconv.Itoa(addr.Port)}}
+	if addr.Socket != "" {
+		a = address{"unix", data{Path: addr.Socket}}
 	}
 	return m.Run(ctx, "nbd-server-start", struct {
-		Addr addr `json:"addr"`
-	}{addr{"inet", inet{host, strconv.Itoa(port)}}}, nil)
+		Addr     address `json:"addr"`
+		TLSCreds string  `json:"tls-creds,omitempty"`
+	}{a, tlsCreds}, nil)
 }
 
 // NBDServerStop stops the NBD server and drops its exports
@@ -43,20 +58,29 @@ func (m *Monitor) BlockExportAddNBD(ctx context.Context, id, node, name string, 
 }
 
 // BlockdevAddNBD adds a block node named node that is the NBD export
-// export on host:port ("blockdev-add" with driver nbd).
-func (m *Monitor) BlockdevAddNBD(ctx context.Context, node, host string, port int, export string) error {
+// export of the server at addr ("blockdev-add" with driver nbd), in TLS
+// with the credentials object tlsCreds (the server's certificate naming
+// tlsHostname) unless tlsCreds is "".
+func (m *Monitor) BlockdevAddNBD(ctx context.Context, node string, addr NBDAddress, export, tlsCreds, tlsHostname string) error {
 	type server struct {
 		Type string `json:"type"`
-		Host string `json:"host"`
-		Port string `json:"port"`
+		Host string `json:"host,omitempty"`
+		Port string `json:"port,omitempty"`
+		Path string `json:"path,omitempty"`
+	}
+	srv := server{Type: "inet", Host: addr.Host, Port: strconv.Itoa(addr.Port)}
+	if addr.Socket != "" {
+		srv = server{Type: "unix", Path: addr.Socket}
 	}
 	return m.Run(ctx, "blockdev-add", struct {
-		Driver   string `json:"driver"`
-		Server   server `json:"server"`
-		Export   string `json:"export"`
-		NodeName string `json:"node-name"`
-		ReadOnly bool   `json:"read-only"`
-	}{"nbd", server{"inet", host, strconv.Itoa(port)}, export, node, false}, nil)
+		Driver      string `json:"driver"`
+		Server      server `json:"server"`
+		Export      string `json:"export"`
+		NodeName    string `json:"node-name"`
+		ReadOnly    bool   `json:"read-only"`
+		TLSCreds    string `json:"tls-creds,omitempty"`
+		TLSHostname string `json:"tls-hostname,omitempty"`
+	}{"nbd", srv, export, node, false, tlsCreds, tlsHostname}, nil)
 }
 
 // BlockdevDel removes a block node added with blockdev-add

@@ -19,8 +19,34 @@ func TestBlockJobCommandJSON(t *testing.T) {
 	}{
 		{
 			name: "nbd-server-start",
-			call: func() (any, error) { return nil, m.NBDServerStart(ctx, "127.0.0.2", 49153) },
+			call: func() (any, error) { return nil, m.NBDServerStart(ctx, NBDAddress{Host: "127.0.0.2", Port: 49153}, "") },
 			want: `{"execute":"nbd-server-start","arguments":{"addr":{"type":"inet","data":{"host":"127.0.0.2","port":"49153"}}}}`,
+		},
+		{
+			name: "nbd-server-start tls",
+			call: func() (any, error) {
+				return nil, m.NBDServerStart(ctx, NBDAddress{Host: "127.0.0.2", Port: 49153}, "objlibvirt_migrate_tls0")
+			},
+			want: `{"execute":"nbd-server-start","arguments":{"addr":{"type":"inet","data":{"host":"127.0.0.2","port":"49153"}},"tls-creds":"objlibvirt_migrate_tls0"}}`,
+		},
+		{
+			name: "blockdev-add nbd tls",
+			call: func() (any, error) {
+				return nil, m.BlockdevAddNBD(ctx, "migration-vda-storage", NBDAddress{Host: "127.0.0.2", Port: 49153}, "drive-virtio-disk0", "objlibvirt_migrate_tls0", "127.0.0.2")
+			},
+			want: `{"execute":"blockdev-add","arguments":{"driver":"nbd","server":{"type":"inet","host":"127.0.0.2","port":"49153"},"export":"drive-virtio-disk0","node-name":"migration-vda-storage","read-only":false,"tls-creds":"objlibvirt_migrate_tls0","tls-hostname":"127.0.0.2"}}`,
+		},
+		{
+			name: "nbd-server-start unix",
+			call: func() (any, error) { return nil, m.NBDServerStart(ctx, NBDAddress{Socket: "/run/x.sock"}, "") },
+			want: `{"execute":"nbd-server-start","arguments":{"addr":{"type":"unix","data":{"path":"/run/x.sock"}}}}`,
+		},
+		{
+			name: "blockdev-add nbd unix",
+			call: func() (any, error) {
+				return nil, m.BlockdevAddNBD(ctx, "migration-vda-storage", NBDAddress{Socket: "/run/x.sock"}, "drive-virtio-disk0", "", "")
+			},
+			want: `{"execute":"blockdev-add","arguments":{"driver":"nbd","server":{"type":"unix","path":"/run/x.sock"},"export":"drive-virtio-disk0","node-name":"migration-vda-storage","read-only":false}}`,
 		},
 		{
 			name: "nbd-server-stop",
@@ -37,7 +63,7 @@ func TestBlockJobCommandJSON(t *testing.T) {
 		{
 			name: "blockdev-add nbd",
 			call: func() (any, error) {
-				return nil, m.BlockdevAddNBD(ctx, "migration-vda-storage", "127.0.0.2", 49153, "drive-virtio-disk0")
+				return nil, m.BlockdevAddNBD(ctx, "migration-vda-storage", NBDAddress{Host: "127.0.0.2", Port: 49153}, "drive-virtio-disk0", "", "")
 			},
 			want: `{"execute":"blockdev-add","arguments":{"driver":"nbd","server":{"type":"inet","host":"127.0.0.2","port":"49153"},"export":"drive-virtio-disk0","node-name":"migration-vda-storage","read-only":false}}`,
 		},

@@ -56,10 +56,10 @@ type Disk struct {
 
 // Monitor is the part of the QMP client storage migration uses.
 type Monitor interface {
-	NBDServerStart(ctx context.Context, host string, port int) error
+	NBDServerStart(ctx context.Context, addr qmp.NBDAddress, tlsCreds string) error
 	NBDServerStop(ctx context.Context) error
 	BlockExportAddNBD(ctx context.Context, id, node, name string, writable bool) error
-	BlockdevAddNBD(ctx context.Context, node, host string, port int, export string) error
+	BlockdevAddNBD(ctx context.Context, node string, addr qmp.NBDAddress, export, tlsCreds, tlsHostname string) error
 	BlockdevDel(ctx context.Context, node string) error
 	BlockdevMirror(ctx context.Context, m qmp.Mirror) error
 	QueryBlockJobs(ctx context.Context) ([]qmp.BlockJob, error)
@@ -232,11 +232,12 @@ func RemoveCreated(paths []string) {
 	}
 }
 
-// Serve starts QEMU's NBD server on host:port and exports every disk,
-// writable, under its drive alias (qemuMigrationDstStartNBDServer).
-func Serve(ctx context.Context, mon Monitor, host string, port int, disks []Disk) error {
-	if err := mon.NBDServerStart(ctx, host, port); err != nil {
-		return fmt.Errorf("start NBD server on %s:%d: %w", host, port, err)
+// Serve starts QEMU's NBD server on addr (in TLS with the credentials
+// object tlsCreds unless it is "") and exports every disk, writable,
+// under its drive alias (qemuMigrationDstStartNBDServer).
+func Serve(ctx context.Context, mon Monitor, addr qmp.NBDAddress, tlsCreds string, disks []Disk) error {
+	if err := mon.NBDServerStart(ctx, addr, tlsCreds); err != nil {
+		return fmt.Errorf("start NBD server on %+v: %w", addr, err)
 	}
 	for _, d := range disks {
 		if err := mon.BlockExportAddNBD(ctx, "libvirt-nbd-"+d.Node, d.Node, d.Export, true); err != nil {
@@ -254,9 +255,8 @@ func StopServing(ctx context.Context, mon Monitor) error {
 
 // MirrorOptions say where and how the source copies.
 type MirrorOptions struct {
-	// Host and Port are the destination's NBD server.
-	Host string
-	Port int
+	// Addr is the destination's NBD server.
+	Addr qmp.NBDAddress
 	// Speed limits each mirror, in bytes per second; 0 is unlimited.
 	Speed int64
 	// Shallow copies only the top image (--copy-storage-inc).
@@ -264,6 +264,9 @@ type MirrorOptions struct {
 	// SyncWrites makes guest writes wait until they are mirrored
 	// (--copy-storage-synchronous-writes).
 	SyncWrites bool
+	// TLSCreds names the credentials object of a TLS connection to the
+	// NBD server, whose certificate must name TLSHostname; "" is plain.
+	TLSCreds, TLSHostname string
 }
 
 // targetNode is the source's block node for a disk's remote copy.
@@ -282,9 +285,9 @@ func Mirror(ctx context.Context, mon Monitor, disks []Disk, o MirrorOptions) err
 		mode = "write-blocking"
 	}
 	for i, d := range disks {
-		if err := mon.BlockdevAddNBD(ctx, targetNode(d), o.Host, o.Port, d.Export); err != nil {
+		if err := mon.BlockdevAddNBD(ctx, targetNode(d), o.Addr, d.Export, o.TLSCreds, o.TLSHostname); err != nil {
 			Abort(ctx, mon, disks[:i])
-			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration of disk %s failed: cannot connect to the destination's NBD export %s on %s:%d: %v", d.Target, d.Export, o.Host, o.Port, err)
+			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration of disk %s failed: cannot connect to the destination's NBD export %s: %v", d.Target, d.Export, err)
 		}
 		err := mon.BlockdevMirror(ctx, qmp.Mirror{JobID: d.Export, Device: d.Node, Target: targetNode(d), Sync: sync, Speed: o.Speed, CopyMode: mode})
 		if err != nil {

@@ -97,14 +97,14 @@ type fakeMonitor struct {
 }
 
 func (f *fakeMonitor) rec(s string) error { f.calls = append(f.calls, s); return nil }
-func (f *fakeMonitor) NBDServerStart(_ context.Context, h string, p int) error {
+func (f *fakeMonitor) NBDServerStart(_ context.Context, a qmp.NBDAddress, tls string) error {
 	return f.rec("nbd-server-start")
 }
 func (f *fakeMonitor) NBDServerStop(context.Context) error { return f.rec("nbd-server-stop") }
 func (f *fakeMonitor) BlockExportAddNBD(_ context.Context, id, node, name string, w bool) error {
 	return f.rec("block-export-add " + node + " " + name)
 }
-func (f *fakeMonitor) BlockdevAddNBD(_ context.Context, node, h string, p int, e string) error {
+func (f *fakeMonitor) BlockdevAddNBD(_ context.Context, node string, a qmp.NBDAddress, e, tls, tlsHost string) error {
 	return f.rec("blockdev-add " + node + " " + e)
 }
 func (f *fakeMonitor) BlockdevDel(_ context.Context, node string) error {
@@ -143,7 +143,7 @@ func TestMirrorLifecycle(t *testing.T) {
 	concluded := qmp.BlockJob{Device: disk.Export, Type: "mirror", Len: 100, Offset: 100, Status: "concluded"}
 	f := &fakeMonitor{jobs: [][]qmp.BlockJob{{running}, {ready}, {concluded}}}
 	ctx := context.Background()
-	if err := Mirror(ctx, f, []Disk{disk}, MirrorOptions{Host: "127.0.0.2", Port: 49153}); err != nil {
+	if err := Mirror(ctx, f, []Disk{disk}, MirrorOptions{Addr: qmp.NBDAddress{Host: "127.0.0.2", Port: 49153}}); err != nil {
 		t.Fatal(err)
 	}
 	var seen []Progress
