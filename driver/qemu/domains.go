@@ -9,6 +9,7 @@ import (
 
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
+	"github.com/govirtd/govirtd/driver/qemu/swtpm"
 )
 
 // all returns every domain, sorted by name. The sorted list is kept until
@@ -281,6 +282,13 @@ func (d *Driver) Undefine(ctx context.Context, ref libvirt.Domain, flags uint32)
 	dom.mu.Unlock()
 	if !active {
 		d.removeLocked(dom)
+		// The emulated TPM's state goes with the definition, unless
+		// the caller keeps it (virsh undefine --keep-tpm).
+		if flags&uint32(libvirt.DomainUndefineKeepTpm) == 0 {
+			if err := swtpm.Remove(d.store.SwtpmRoot(), formatUUID(r.UUID)); err != nil {
+				d.log.Warn("remove TPM state", "domain", r.Name, "err", err)
+			}
+		}
 	}
 	d.emitLifecycle(r, libvirt.DomainEventUndefined, int32(libvirt.DomainEventUndefinedRemoved))
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/govirtd/govirtd/driver/qemu/qemucmd"
 	"github.com/govirtd/govirtd/driver/qemu/qmp"
 	"github.com/govirtd/govirtd/driver/qemu/store"
+	"github.com/govirtd/govirtd/driver/qemu/swtpm"
 )
 
 // Timeouts of process management.
@@ -92,6 +93,20 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	if err := writeMasterKey(filepath.Join(runDir, "master-key.aes")); err != nil {
 		return err
 	}
+	// An emulated TPM's swtpm runs before QEMU, which connects to it.
+	var tpmSocket string
+	if tpms := live.Devices.TPMs; len(tpms) > 0 && tpms[0].Backend != nil && tpms[0].Backend.Emulator != nil {
+		inst := swtpm.NewInstance(d.store.SwtpmRoot(), live.UUID, dom.name, runDir, d.store.LogDir(), tpms[0].Backend.Emulator.Version)
+		if err := inst.Prepare(ctx, o.incoming != ""); err != nil {
+			return compat.Errorf(libvirt.ErrInternalError, compat.FromQEMU, "%v", err)
+		}
+		tpmProc, err := inst.Start(ctx)
+		if err != nil {
+			return compat.Errorf(libvirt.ErrInternalError, compat.FromQEMU, "%v", err)
+		}
+		undo = append(undo, func() { tpmProc.Kill() })
+		tpmSocket = inst.Socket
+	}
 	// The monitor socket is created here and handed to QEMU as a listening
 	// fd, as libvirt does: it exists before QEMU runs, so there is no race
 	// waiting for QEMU to create it, and it can be reconnected after a
@@ -114,6 +129,7 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 		MonitorFD: 3,
 		Incoming:  o.incoming,
 		KVM:       live.Type == "kvm",
+		TPMSocket: tpmSocket,
 	})
 	if err != nil {
 		return err

@@ -357,3 +357,66 @@ func TestShutdownAndReboot(t *testing.T) {
 		t.Errorf("QEMU still running after the guest powered off: %v", p)
 	}
 }
+
+// TestEmulatedTPM: a guest with <tpm model='tpm-crb'><backend
+// type='emulator' version='2.0'/> gets a manufactured TPM (swtpm_setup,
+// once) and an swtpm process that QEMU drives (query-tpm shows it); the
+// TPM's state migrates with the guest (the destination's swtpm starts on
+// an empty state, QEMU carries the state over); swtpm ends with QEMU, and
+// undefine removes the state.
+func TestEmulatedTPM(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64", "swtpm", "swtpm_setup")
+	t.Parallel()
+	a := StartHost(t, HostOptions{Name: "tpm-a"})
+	b := StartHost(t, HostOptions{Name: "tpm-b"})
+	serial := filepath.Join(a.Dir, "tpm.serial")
+	xml := strings.Replace(GuestXML(t, GuestOptions{Name: "tpm", Serial: serial}), "<devices>\n",
+		"<devices>\n    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>\n", 1)
+	p := filepath.Join(a.Dir, "tpm.xml")
+	os.WriteFile(p, []byte(xml), 0o644)
+	MustVirsh(t, a.URI(), "define", p)
+	MustVirsh(t, a.URI(), "start", "tpm")
+	before := WaitTicks(t, serial, 2, 60*time.Second)
+	uuid := strings.TrimSpace(MustVirsh(t, a.URI(), "domuuid", "tpm"))
+	state := filepath.Join(a.Dir, "state", "qemu", "swtpm", uuid, "tpm2", "tpm2-00.permall")
+	if _, err := os.Stat(state); err != nil {
+		t.Fatalf("no manufactured TPM state: %v", err)
+	}
+	q := MustVirsh(t, a.URI(), "qemu-monitor-command", "tpm", `{"execute":"query-tpm"}`)
+	if !strings.Contains(q, `"model":"tpm-crb"`) || !strings.Contains(q, `"type":"emulator"`) {
+		t.Fatalf("query-tpm: %s", q)
+	}
+	swtpms := func(dir string) int {
+		out, _ := exec.Command("pgrep", "-f", "swtpm socket .*"+dir).Output()
+		return len(strings.Fields(string(out)))
+	}
+	if n := swtpms(a.Dir); n != 1 {
+		t.Fatalf("%d swtpm processes for the guest, want 1", n)
+	}
+	if dx := MustVirsh(t, a.URI(), "dumpxml", "tpm"); !strings.Contains(dx, "<alias name='tpm0'/>") {
+		t.Errorf("live XML without the TPM:\n%s", dx)
+	}
+
+	if r := run(t, 2*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "tpm", b.URI()); r.Err != nil {
+		t.Fatalf("migrate: %s", r)
+	}
+	checkMoved(t, a, b, "tpm", serial, before)
+	if q := MustVirsh(t, b.URI(), "qemu-monitor-command", "tpm", `{"execute":"query-tpm"}`); !strings.Contains(q, `"model":"tpm-crb"`) {
+		t.Errorf("query-tpm on the destination: %s", q)
+	}
+	if n := swtpms(b.Dir); n != 1 {
+		t.Errorf("%d swtpm processes on the destination, want 1", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for swtpms(a.Dir) != 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := swtpms(a.Dir); n != 0 {
+		t.Errorf("the source's swtpm outlived its QEMU")
+	}
+	MustVirsh(t, b.URI(), "destroy", "tpm")
+	MustVirsh(t, a.URI(), "undefine", "tpm")
+	if _, err := os.Stat(filepath.Dir(filepath.Dir(state))); !os.IsNotExist(err) {
+		t.Errorf("undefine left the TPM state: %v", err)
+	}
+}

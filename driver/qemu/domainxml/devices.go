@@ -140,6 +140,9 @@ func hasSpice(dv *libvirtxml.DomainDeviceList) bool {
 // elements.
 func validateOtherDevices(d *libvirtxml.Domain, q35 bool) error {
 	dv := dev(d)
+	if err := validateTPMs(dv); err != nil {
+		return err
+	}
 	for i, ch := range dv.Channels {
 		if ch.Target == nil || ch.Target.VirtIO == nil {
 			return unsupported("<channel><target type> other than 'virtio' is not supported by govirtd")
@@ -398,6 +401,20 @@ func assignControllerIndices(dv *libvirtxml.DomainDeviceList) {
 // applyOtherDeviceDefaults fills in what libvirt adds for the devices of
 // this file at define time.
 func applyOtherDeviceDefaults(dv *libvirtxml.DomainDeviceList) {
+	// qemuDomainTPMDefPostParse: TIS by default on x86; the emulator's
+	// version 2.0 for CRB, 1.2 for TIS.
+	for i := range dv.TPMs {
+		tpm := &dv.TPMs[i]
+		if tpm.Model == "" {
+			tpm.Model = "tpm-tis"
+		}
+		if e := tpm.Backend.Emulator; e != nil && e.Version == "" {
+			e.Version = "1.2"
+			if tpm.Model == "tpm-crb" {
+				e.Version = "2.0"
+			}
+		}
+	}
 	// A virtio channel needs a virtio-serial controller
 	// (virDomainDefAddImplicitControllers) and gets the next port on it;
 	// port 0 is kept for a virtio console.
@@ -508,6 +525,34 @@ func validateUSBUse(dv *libvirtxml.DomainDeviceList) error {
 	}
 	if uses {
 		return unsupported("USB is disabled for this domain, but USB devices are present in the domain XML")
+	}
+	return nil
+}
+
+// validateTPMs keeps to what govirtd runs: one TPM, TIS or CRB, emulated
+// by swtpm (TPM 1.2 or 2.0), without encryption or libvirt's newer
+// emulator options.
+func validateTPMs(dv *libvirtxml.DomainDeviceList) error {
+	if len(dv.TPMs) > 1 {
+		return unsupported("only a single TPM device is supported by govirtd")
+	}
+	for _, tpm := range dv.TPMs {
+		if err := checkEnum("<tpm model>", tpm.Model, []string{"", "tpm-tis", "tpm-crb"}); err != nil {
+			return err
+		}
+		if tpm.Backend == nil || tpm.Backend.Emulator == nil {
+			return unsupported("<tpm><backend type> other than 'emulator' is not supported by govirtd")
+		}
+		e := tpm.Backend.Emulator
+		if err := checkEnum("<tpm><backend version>", e.Version, []string{"", "1.2", "2.0"}); err != nil {
+			return err
+		}
+		if tpm.Model == "tpm-crb" && e.Version == "1.2" {
+			return unsupported("TPM version '1.2' is not supported with model 'tpm-crb'")
+		}
+		if e.Encryption != nil || e.PersistentState != "" || e.ActivePCRBanks != nil || e.Source != nil || e.Profile != nil || e.Debug != 0 {
+			return unsupported("<tpm><backend type='emulator'> options are not supported by govirtd")
+		}
 	}
 	return nil
 }

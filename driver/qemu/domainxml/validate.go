@@ -57,7 +57,6 @@ var absentRules = []struct {
 	{"<devices><filesystem>", func(d *libvirtxml.Domain) bool { return dev(d).Filesystems != nil }},
 	{"<devices><smartcard>", func(d *libvirtxml.Domain) bool { return dev(d).Smartcards != nil }},
 	{"<devices><parallel>", func(d *libvirtxml.Domain) bool { return dev(d).Parallels != nil }},
-	{"<devices><tpm>", func(d *libvirtxml.Domain) bool { return dev(d).TPMs != nil }},
 	{"<devices><hostdev>", func(d *libvirtxml.Domain) bool { return dev(d).Hostdevs != nil }},
 	{"<devices><redirfilter>", func(d *libvirtxml.Domain) bool { return dev(d).RedirFilters != nil }},
 	{"<devices><hub>", func(d *libvirtxml.Domain) bool { return dev(d).Hubs != nil }},

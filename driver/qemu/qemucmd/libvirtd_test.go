@@ -84,6 +84,9 @@ func TestLibvirtdCaptures(t *testing.T) {
 			if n := unixChannels(live); n > 0 {
 				opts.FirstPassFD, opts.MonitorFD = 27, 27+n
 			}
+			if len(live.Devices.TPMs) > 0 {
+				opts.TPMSocket = "/run/libvirt/qemu/swtpm/1-" + name + "-swtpm.sock"
+			}
 			cmd, err := Build(live, opts)
 			if err != nil {
 				t.Fatalf("Build: %v", err)

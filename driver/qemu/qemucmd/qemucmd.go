@@ -47,6 +47,9 @@ type Options struct {
 	// QEMU with -add-fd (chardev files); 0 means MonitorFD+1. Descriptors
 	// are numbered consecutively from there, see Command.Files.
 	FirstPassFD int
+	// TPMSocket is the control socket of the swtpm process emulating the
+	// guest's <tpm> (libvirt: /run/libvirt/qemu/swtpm/ID-NAME-swtpm.sock).
+	TPMSocket string
 }
 
 // PassedFile is a file libvirt opens itself and hands to QEMU as an fd set
@@ -158,6 +161,7 @@ func Build(dom *libvirtxml.Domain, opts Options) (*Command, error) {
 		b.serials,
 		b.channels,
 		b.consoles,
+		b.tpms,
 		b.inputs,
 		b.audio,
 		b.graphics,
@@ -220,7 +224,6 @@ func (b *builder) checkUnsupported() error {
 		{len(dev.Filesystems) > 0, "<filesystem> devices"},
 		{len(dev.Smartcards) > 0, "<smartcard> devices"},
 		{len(dev.Parallels) > 0, "<parallel> devices"},
-		{len(dev.TPMs) > 0, "<tpm> devices"},
 		{len(dev.Hostdevs) > 0, "<hostdev> devices"},
 		{len(dev.Hubs) > 0, "<hub> devices"},
 		{dev.NVRAM != nil, "<nvram> device"},

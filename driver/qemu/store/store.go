@@ -80,6 +80,13 @@ func (s *Store) ChannelDir(id int32, name string) string {
 // ChannelRoot is the directory holding every domain's ChannelDir.
 func (s *Store) ChannelRoot() string { return filepath.Join(s.root, "channel", "target") }
 
+// SwtpmRoot is where the domains' emulated TPM states live, one
+// directory per UUID.
+func (s *Store) SwtpmRoot() string { return filepath.Join(s.root, "swtpm") }
+
+// LogDir is where the domains' logs go.
+func (s *Store) LogDir() string { return filepath.Join(s.root, "log") }
+
 // LogPath returns where a domain's QEMU output goes.
 func (s *Store) LogPath(name string) string { return filepath.Join(s.root, "log", name+".log") }
 
