@@ -408,6 +408,9 @@ func applyOtherDeviceDefaults(dv *libvirtxml.DomainDeviceList) {
 		if tpm.Model == "" {
 			tpm.Model = "tpm-tis"
 		}
+		if tpm.Backend == nil {
+			continue
+		}
 		if e := tpm.Backend.Emulator; e != nil && e.Version == "" {
 			e.Version = "1.2"
 			if tpm.Model == "tpm-crb" {
