@@ -1,6 +1,7 @@
 package compat_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,6 +134,22 @@ func TestInteropLibvirtd(t *testing.T) {
 		moveAndCheck(t, l.URI(), g.URI(), "itc", serial, "--parallel", "--parallel-connections", "3")
 		moveAndCheck(t, g.URI(), l.URI(), "itc", serial, "--parallel", "--p2p")
 		moveAndCheck(t, l.URI(), g.URI(), "itc", serial, "--parallel", "--p2p")
+	})
+	t.Run("tls", func(t *testing.T) {
+		// --tls both ways: each daemon sets up QEMU's TLS as the other
+		// expects, with the same x509 directory in qemu.conf.
+		t.Parallel()
+		pki, certs := t.TempDir(), t.TempDir()
+		conf := fmt.Sprintf("migrate_tls_x509_cert_dir = %q\n", certs)
+		g := StartHost(t, HostOptions{Name: "itl-g", QemuConf: conf})
+		l := StartLibvirtdWith(t, "itl-l", conf)
+		makePKI(t, pki, g.Addr, l.Addr)
+		qemuTLSDir(t, certs, filepath.Join(pki, "cacert.pem"), pki)
+		serial := interopGuest(t, g.URI(), "itls", g.Dir, "")
+		moveAndCheck(t, g.URI(), l.URI(), "itls", serial, "--tls")
+		moveAndCheck(t, l.URI(), g.URI(), "itls", serial, "--tls")
+		moveAndCheck(t, g.URI(), l.URI(), "itls", serial, "--tls", "--p2p")
+		moveAndCheck(t, l.URI(), g.URI(), "itls", serial, "--tls", "--p2p")
 	})
 	t.Run("shared-disk-from-libvirtd", func(t *testing.T) {
 		t.Parallel()

@@ -41,6 +41,13 @@ func requireLibvirtd(t *testing.T) {
 // runs, when the test ends.
 func StartLibvirtd(t *testing.T, name string) *LibvirtdHost {
 	t.Helper()
+	return StartLibvirtdWith(t, name, "")
+}
+
+// StartLibvirtdWith starts a libvirtd host whose qemu.conf has qemuConf
+// added.
+func StartLibvirtdWith(t *testing.T, name, qemuConf string) *LibvirtdHost {
+	t.Helper()
 	requireLibvirtd(t)
 	n := addrSeq.Load() + 1
 	h := &LibvirtdHost{t: t, Name: name, Addr: nextAddr(), UUID: fmt.Sprintf("%08x-2222-4333-8444-%012x", os.Getpid(), n)}
@@ -57,6 +64,7 @@ func StartLibvirtd(t *testing.T, name string) *LibvirtdHost {
 		t.Fatal(err)
 	}
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
+	h.cmd.Env = append(os.Environ(), "LIBVIRTD_QEMU_CONF="+qemuConf)
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,9 @@
 #
 #   test/libvirtd/host.sh DIR ADDR PORT HOSTNAME UUID MIGPORT_MIN MIGPORT_MAX
 #
+# More qemu.conf lines may come in $LIBVIRTD_QEMU_CONF (e.g. the
+# migrate_tls_x509_cert_dir of a TLS migration test).
+#
 # Needs root and Debian's libvirt-daemon-system + libvirt-daemon-driver-qemu.
 set -euo pipefail
 dir=$1 addr=$2 port=$3 name=$4 uuid=$5 pmin=$6 pmax=$7
@@ -35,6 +38,7 @@ migration_address = "$addr"
 migration_host = "$addr"
 migration_port_min = $pmin
 migration_port_max = $pmax
+${LIBVIRTD_QEMU_CONF:-}
 CONF
 
 exec unshare -mu --propagation private /bin/bash -c '
