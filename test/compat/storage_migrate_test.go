@@ -145,6 +145,7 @@ func TestMigrateCopyStorage(t *testing.T) {
 		{"raw-managed", "raw", "", false},
 		{"raw-managed-writing", "raw", "", true},
 		{"qcow2-p2p-writing", "qcow2", "--p2p", true},
+		{"raw-syncwrites", "raw", "--copy-storage-synchronous-writes", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
