@@ -76,3 +76,15 @@ func (d *Driver) saveConfig(dom *domain, old, changed *libvirtxml.Domain) error 
 	}
 	return nil
 }
+
+// saveLive makes changed the running domain's definition, in place of old
+// (unless the domain moved on meanwhile), and records it in the status
+// file.
+func (d *Driver) saveLive(dom *domain, old, changed *libvirtxml.Domain) error {
+	dom.mu.Lock()
+	if dom.live == old {
+		dom.live = changed
+	}
+	dom.mu.Unlock()
+	return d.saveStatus(dom)
+}

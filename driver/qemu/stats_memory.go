@@ -183,12 +183,7 @@ func (d *Driver) SetMemoryStatsPeriod(ctx context.Context, ref libvirt.Domain, p
 			if err != nil {
 				return err
 			}
-			dom.mu.Lock()
-			if dom.live == live {
-				dom.live = nl
-			}
-			dom.mu.Unlock()
-			if err := d.saveStatus(dom); err != nil {
+			if err := d.saveLive(dom, live, nl); err != nil {
 				return err
 			}
 		}

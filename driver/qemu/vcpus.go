@@ -175,12 +175,7 @@ func (d *Driver) PinVcpu(ctx context.Context, ref libvirt.Domain, vcpu uint32, c
 			if err != nil {
 				return err
 			}
-			dom.mu.Lock()
-			if dom.live == live {
-				dom.live = nl
-			}
-			dom.mu.Unlock()
-			if err := d.saveStatus(dom); err != nil {
+			if err := d.saveLive(dom, live, nl); err != nil {
 				return err
 			}
 		}

@@ -62,13 +62,6 @@ func BackingChain(path, format string) ([]Image, error) {
 	return chain, nil
 }
 
-// QCOW2BackingFile returns the backing file name recorded in a qcow2
-// image's header, "" when it has none.
-func QCOW2BackingFile(path string) (string, error) {
-	h, err := readQCOW2Header(path)
-	return h.backing, err
-}
-
 type qcow2Header struct {
 	backing, backingFormat string
 }

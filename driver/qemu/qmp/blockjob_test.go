@@ -1,9 +1,6 @@
 package qmp
 
-import (
-	"reflect"
-	"testing"
-)
+import "testing"
 
 // TestBlockJobCommandJSON checks the storage migration commands' exact
 // JSON (as libvirt 9.0 sends them to QEMU 7.2) and the decoding of
@@ -12,11 +9,7 @@ func TestBlockJobCommandJSON(t *testing.T) {
 	s := newMockQEMU(t)
 	m := dialMock(t, s)
 	ctx := testCtx(t)
-	cases := []struct {
-		name, reply, want string
-		call              func() (any, error)
-		check             any
-	}{
+	cases := []commandCase{
 		{
 			name: "nbd-server-start",
 			call: func() (any, error) { return nil, m.NBDServerStart(ctx, NBDAddress{Host: "127.0.0.2", Port: 49153}, "") },
@@ -84,7 +77,7 @@ func TestBlockJobCommandJSON(t *testing.T) {
 			reply: `{"return": [{"auto-finalize": true, "io-status": "ok", "device": "drive-virtio-disk0", "auto-dismiss": false, "busy": false, "len": 10485760, "offset": 10485760, "status": "ready", "paused": false, "speed": 0, "ready": true, "type": "mirror"}]}`,
 			call:  func() (any, error) { return m.QueryBlockJobs(ctx) },
 			want:  `{"execute":"query-block-jobs"}`,
-			check: []BlockJob{{Device: "drive-virtio-disk0", Type: "mirror", Len: 10485760, Offset: 10485760, Ready: true, Status: "ready"}},
+			check: wantValue([]BlockJob{{Device: "drive-virtio-disk0", Type: "mirror", Len: 10485760, Offset: 10485760, Ready: true, Status: "ready"}}),
 		},
 		{
 			name: "block-job-cancel",
@@ -102,25 +95,5 @@ func TestBlockJobCommandJSON(t *testing.T) {
 			want: `{"execute":"job-dismiss","arguments":{"id":"drive-virtio-disk0"}}`,
 		},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var cmd string
-			if err := jsonField(c.want, "execute", &cmd); err != nil {
-				t.Fatal(err)
-			}
-			rep := c.reply
-			if rep == "" {
-				rep = `{"return": {}}`
-			}
-			s.handle(cmd, answer(rep))
-			got, err := c.call()
-			if err != nil {
-				t.Fatalf("call: %v", err)
-			}
-			assertCommand(t, s.lastCommand(), c.want)
-			if c.check != nil && !reflect.DeepEqual(got, c.check) {
-				t.Errorf("result = %#v\nwant %#v", got, c.check)
-			}
-		})
-	}
+	runCommandCases(t, s, cases)
 }

@@ -113,23 +113,7 @@ func TestCommandJSON(t *testing.T) {
 	m := dialMock(t, s)
 	ctx := testCtx(t)
 
-	type tc struct {
-		name  string
-		reply string // raw reply, default {"return": {}}
-		call  func() (any, error)
-		want  string // command JSON
-		check func(t *testing.T, got any)
-	}
-	wantValue := func(want any) func(*testing.T, any) {
-		return func(t *testing.T, got any) {
-			t.Helper()
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("result = %#v\nwant %#v", got, want)
-			}
-		}
-	}
-
-	cases := []tc{
+	cases := []commandCase{
 		{name: "cont", call: func() (any, error) { return nil, m.Cont(ctx) }, want: `{"execute":"cont"}`},
 		{name: "stop", call: func() (any, error) { return nil, m.Stop(ctx) }, want: `{"execute":"stop"}`},
 		{name: "system_powerdown", call: func() (any, error) { return nil, m.SystemPowerdown(ctx) }, want: `{"execute":"system_powerdown"}`},
@@ -316,6 +300,31 @@ func TestCommandJSON(t *testing.T) {
 			check: wantValue("vm1"),
 		},
 	}
+	runCommandCases(t, s, cases)
+}
+
+// commandCase is one wrapper's check: the reply the mock gives, the
+// call, the command JSON it must send and what it must return.
+type commandCase struct {
+	name  string
+	reply string // raw reply, default {"return": {}}
+	call  func() (any, error)
+	want  string // command JSON
+	check func(t *testing.T, got any)
+}
+
+// wantValue checks a decoded result.
+func wantValue(want any) func(*testing.T, any) {
+	return func(t *testing.T, got any) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("result = %#v\nwant %#v", got, want)
+		}
+	}
+}
+
+func runCommandCases(t *testing.T, s *mockQEMU, cases []commandCase) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var cmd string

@@ -105,10 +105,7 @@ func Select(def *libvirtxml.Domain, migrateDisks []string) ([]Disk, error) {
 		if disk.Alias == nil || disk.Alias.Name == "" {
 			return nil, fmt.Errorf("disk %s has no alias: not a running domain's definition", disk.Target.Dev)
 		}
-		format := "raw"
-		if disk.Driver != nil && disk.Driver.Type != "" {
-			format = disk.Driver.Type
-		}
+		format := diskFormat(disk)
 		out = append(out, Disk{
 			Target: disk.Target.Dev,
 			Export: "drive-" + disk.Alias.Name,
@@ -141,10 +138,7 @@ func Images(def *libvirtxml.Domain, targets []string) ([]Disk, error) {
 		if path == "" {
 			continue
 		}
-		format := "raw"
-		if disk.Driver != nil && disk.Driver.Type != "" {
-			format = disk.Driver.Type
-		}
+		format := diskFormat(disk)
 		out = append(out, Disk{Target: t, Path: path, Format: format})
 	}
 	return out, nil
@@ -157,6 +151,14 @@ func Targets(disks []Disk) []string {
 		out[i] = d.Target
 	}
 	return out
+}
+
+// diskFormat is the disk image's format (raw unless the driver says).
+func diskFormat(disk *libvirtxml.DomainDisk) string {
+	if disk.Driver != nil && disk.Driver.Type != "" {
+		return disk.Driver.Type
+	}
+	return "raw"
 }
 
 func sourcePath(disk *libvirtxml.DomainDisk) string {
@@ -334,14 +336,22 @@ func jobsOf(ctx context.Context, mon Monitor, disks []Disk) (map[string]qmp.Bloc
 // Query reports the mirrors' progress.
 func Query(ctx context.Context, mon Monitor, disks []Disk) (Progress, error) {
 	jobs, err := jobsOf(ctx, mon, disks)
-	var p Progress
+	p, _ := progressOf(jobs, disks)
+	return p, err
+}
+
+// progressOf sums the disks' mirror jobs, and tells whether all are in
+// sync.
+func progressOf(jobs map[string]qmp.BlockJob, disks []Disk) (p Progress, ready bool) {
+	ready = true
 	for _, d := range disks {
 		j := jobs[d.Export]
+		ready = ready && j.Ready
 		p.Total += uint64(j.Len)
 		p.Processed += uint64(j.Offset)
 	}
 	p.Remaining = p.Total - min(p.Processed, p.Total)
-	return p, err
+	return p, ready
 }
 
 // WaitReady waits until every mirror is in sync with its disk, calling
@@ -355,15 +365,7 @@ func WaitReady(ctx context.Context, mon Monitor, disks []Disk, poll time.Duratio
 		if err != nil {
 			return err
 		}
-		ready := true
-		var p Progress
-		for _, d := range disks {
-			j := jobs[d.Export]
-			ready = ready && j.Ready
-			p.Total += uint64(j.Len)
-			p.Processed += uint64(j.Offset)
-		}
-		p.Remaining = p.Total - min(p.Processed, p.Total)
+		p, ready := progressOf(jobs, disks)
 		if progress != nil {
 			progress(p)
 		}
