@@ -76,7 +76,7 @@ func registerHandlers(t *Table, s *Server) {
 	})
 	registerDomainListHandlers(t, s)
 	registerDomainHandlers(t, s)
-	registerEmptyDriverHandlers(t)
+	registerEmptyDriverHandlers(t, s)
 	registerMigrationHandlers(t, s)
 	registerNodeHandlers(t, s)
 	registerStatsHandlers(t, s)

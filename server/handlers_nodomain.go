@@ -12,8 +12,22 @@ import (
 // lists and libvirt's "not found" errors. Management apps and test suites
 // enumerate all of these when they connect and stop at the first
 // unexpected error, so "not supported" here would break them.
-func registerEmptyDriverHandlers(t *Table) {
-	// Networks.
+//
+// Each driver that exists replaces its part (see registerHandlers).
+func registerEmptyDriverHandlers(t *Table, s *Server) {
+	if s.networks == nil {
+		registerEmptyNetworkHandlers(t)
+	}
+	if s.storage == nil {
+		registerEmptyStorageHandlers(t)
+	}
+	if s.secrets == nil {
+		registerEmptySecretHandlers(t)
+	}
+	registerEmptyOtherHandlers(t)
+}
+
+func registerEmptyNetworkHandlers(t *Table) {
 	t.ConnectListAllNetworks(func(c *Call, a *libvirt.ConnectListAllNetworksArgs) (*libvirt.ConnectListAllNetworksRet, error) {
 		return &libvirt.ConnectListAllNetworksRet{}, nil
 	})
@@ -35,8 +49,9 @@ func registerEmptyDriverHandlers(t *Table) {
 	t.NetworkLookupByUUID(func(c *Call, a *libvirt.NetworkLookupByUUIDArgs) (*libvirt.NetworkLookupByUUIDRet, error) {
 		return nil, compat.Errorf(libvirt.ErrNoNetwork, compat.FromNetwork, "no network with matching uuid '%s'", compat.FormatUUID(a.UUID))
 	})
+}
 
-	// Storage pools and volumes.
+func registerEmptyStorageHandlers(t *Table) {
 	t.ConnectListAllStoragePools(func(c *Call, a *libvirt.ConnectListAllStoragePoolsArgs) (*libvirt.ConnectListAllStoragePoolsRet, error) {
 		return &libvirt.ConnectListAllStoragePoolsRet{}, nil
 	})
@@ -61,8 +76,10 @@ func registerEmptyDriverHandlers(t *Table) {
 	t.StorageVolLookupByPath(func(c *Call, a *libvirt.StorageVolLookupByPathArgs) (*libvirt.StorageVolLookupByPathRet, error) {
 		return nil, compat.Errorf(libvirt.ErrNoStorageVol, compat.FromStorage, "no storage vol with matching path '%s'", a.Path)
 	})
+}
 
-	// Network filters.
+// registerEmptyOtherHandlers: network filters, host interfaces, node devices.
+func registerEmptyOtherHandlers(t *Table) {
 	t.ConnectListAllNwfilters(func(c *Call, a *libvirt.ConnectListAllNwfiltersArgs) (*libvirt.ConnectListAllNwfiltersRet, error) {
 		return &libvirt.ConnectListAllNwfiltersRet{}, nil
 	})
@@ -82,7 +99,6 @@ func registerEmptyDriverHandlers(t *Table) {
 		return &libvirt.ConnectListAllNwfilterBindingsRet{}, nil
 	})
 
-	// Host interfaces, node devices, secrets.
 	t.ConnectListAllInterfaces(func(c *Call, a *libvirt.ConnectListAllInterfacesArgs) (*libvirt.ConnectListAllInterfacesRet, error) {
 		return &libvirt.ConnectListAllInterfacesRet{}, nil
 	})
@@ -101,6 +117,9 @@ func registerEmptyDriverHandlers(t *Table) {
 	t.NodeListDevices(func(c *Call, a *libvirt.NodeListDevicesArgs) (*libvirt.NodeListDevicesRet, error) {
 		return &libvirt.NodeListDevicesRet{}, checkMaxList(a.Maxnames, "maxnames")
 	})
+}
+
+func registerEmptySecretHandlers(t *Table) {
 	t.ConnectListAllSecrets(func(c *Call, a *libvirt.ConnectListAllSecretsArgs) (*libvirt.ConnectListAllSecretsRet, error) {
 		return &libvirt.ConnectListAllSecretsRet{}, nil
 	})

@@ -21,10 +21,14 @@ import (
 
 // Server serves libvirt clients on the configured sockets.
 type Server struct {
-	cfg   *config.Config
-	drv   driver.Driver
-	log   *slog.Logger
-	table *Table
+	cfg *config.Config
+	drv driver.Driver
+	// The drivers beside the hypervisor one; nil when not configured.
+	storage  driver.Storage
+	networks driver.Networks
+	secrets  driver.Secrets
+	log      *slog.Logger
+	table    *Table
 	// qemuTable holds the QEMU program's procedures (qemu_protocol.x).
 	qemuTable *Table
 
@@ -40,10 +44,28 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
+// Option adds to a Server what the hypervisor driver does not do: the
+// storage, network and secret drivers, each of its own package as in
+// libvirt. A server without one answers for it as a host without any such
+// objects does (handlers_nodomain.go).
+type Option func(*Server)
+
+// WithStorage serves the storage pool and volume procedures from st.
+func WithStorage(st driver.Storage) Option { return func(s *Server) { s.storage = st } }
+
+// WithNetworks serves the virtual network procedures from n.
+func WithNetworks(n driver.Networks) Option { return func(s *Server) { s.networks = n } }
+
+// WithSecrets serves the secret procedures from sec.
+func WithSecrets(sec driver.Secrets) Option { return func(s *Server) { s.secrets = sec } }
+
 // New returns a server for drv. Listen opens its sockets.
-func New(cfg *config.Config, drv driver.Driver, log *slog.Logger) *Server {
+func New(cfg *config.Config, drv driver.Driver, log *slog.Logger, opts ...Option) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, drv: drv, log: log, ctx: ctx, cancel: cancel, conns: map[*Conn]struct{}{}}
+	for _, o := range opts {
+		o(s)
+	}
 	s.table = NewTable()
 	registerHandlers(s.table, s)
 	s.qemuTable = NewTable()
