@@ -135,6 +135,13 @@ type Migration interface {
 	GetJobInfo(ctx context.Context, dom libvirt.Domain) (JobInfo, error)
 	GetJobStats(ctx context.Context, dom libvirt.Domain, flags uint32) (jobType int32, params []libvirt.TypedParam, err error)
 	AbortJob(ctx context.Context, dom libvirt.Domain) error
+	// AbortJobFlags is AbortJob with virDomainAbortJobFlagsValues:
+	// VIR_DOMAIN_ABORT_JOB_POSTCOPY breaks a post-copy migration's
+	// connection instead (it cannot be aborted; it can be recovered).
+	AbortJobFlags(ctx context.Context, dom libvirt.Domain, flags uint32) error
+	// MigrateStartPostCopy switches the domain's outgoing migration, begun
+	// with VIR_MIGRATE_POSTCOPY, to post-copy.
+	MigrateStartPostCopy(ctx context.Context, dom libvirt.Domain, flags uint32) error
 	MigrateSetMaxSpeed(ctx context.Context, dom libvirt.Domain, mibps uint64, flags uint32) error
 	MigrateGetMaxSpeed(ctx context.Context, dom libvirt.Domain, flags uint32) (uint64, error)
 	MigrateSetMaxDowntime(ctx context.Context, dom libvirt.Domain, ms uint64, flags uint32) error

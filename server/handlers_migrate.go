@@ -88,6 +88,12 @@ func registerMigrationHandlers(t *Table, s *Server) {
 	t.DomainAbortJob(func(c *Call, a *libvirt.DomainAbortJobArgs) error {
 		return drv.AbortJob(c.Ctx, a.Dom)
 	})
+	t.DomainAbortJobFlags(func(c *Call, a *libvirt.DomainAbortJobFlagsArgs) error {
+		return drv.AbortJobFlags(c.Ctx, a.Dom, a.Flags)
+	})
+	t.DomainMigrateStartPostCopy(func(c *Call, a *libvirt.DomainMigrateStartPostCopyArgs) error {
+		return drv.MigrateStartPostCopy(c.Ctx, a.Dom, a.Flags)
+	})
 	t.DomainMigrateSetMaxSpeed(func(c *Call, a *libvirt.DomainMigrateSetMaxSpeedArgs) error {
 		return drv.MigrateSetMaxSpeed(c.Ctx, a.Dom, a.Bandwidth, a.Flags)
 	})

@@ -45,9 +45,10 @@ const Known = Live | PeerToPeer | Tunnelled | PersistDest | UndefineSource |
 	Postcopy | TLS | Parallel | NonSharedSynchronousWrites |
 	PostcopyResume | Zerocopy
 
-// Unimplemented are the flags libvirt accepts but govirtd refuses: RDMA,
-// post-copy and zero-copy are QEMU features govirtd does not drive.
-const Unimplemented = RDMAPinAll | Postcopy | PostcopyResume | Zerocopy
+// Unimplemented are the flags libvirt accepts but govirtd refuses: RDMA
+// needs RDMA hardware, zero-copy needs locked memory limits govirtd does
+// not manage, and post-copy recovery is not built yet.
+const Unimplemented = RDMAPinAll | PostcopyResume | Zerocopy
 
 var flagNames = []struct {
 	f    Flags

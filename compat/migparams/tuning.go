@@ -14,12 +14,20 @@ type Tuning struct {
 	// XBZRLE, Compress (multi-threaded compression) and Multifd are the
 	// capabilities of those names.
 	XBZRLE, Compress, Multifd bool
+	// Postcopy is the postcopy-ram capability (VIR_MIGRATE_POSTCOPY): the
+	// migration may switch to post-copy, which only the client decides
+	// (virDomainMigrateStartPostCopy).
+	Postcopy bool
 
 	XBZRLECacheSize   *int64 // bytes (source)
 	CompressLevel     *int64 // source
 	CompressThreads   *int64 // source
 	DecompressThreads *int64 // destination
 	MultifdChannels   *int64 // both
+	// PostcopyBandwidth is max-postcopy-bandwidth in bytes/s (source,
+	// bandwidth.postcopy); nil leaves QEMU's, 0 there means the precopy
+	// limit.
+	PostcopyBandwidth *int64
 }
 
 // Side is the host a Tuning is for.
@@ -63,6 +71,7 @@ func TuningFor(flags Flags, p *Params, side Side) (Tuning, error) {
 		seen["xbzrle"] = true
 	}
 	t.XBZRLE, t.Compress, t.Multifd = seen["xbzrle"], seen["mt"], flags&Parallel != 0
+	t.Postcopy = flags&Postcopy != 0
 	i64 := func(v int64) *int64 { return &v }
 	if side == SourceSide {
 		if p.HasCompressionXBZRLECache {
@@ -73,6 +82,9 @@ func TuningFor(flags Flags, p *Params, side Side) (Tuning, error) {
 		}
 		if p.HasCompressionMTThreads {
 			t.CompressThreads = i64(int64(p.CompressionMTThreads))
+		}
+		if p.BandwidthPostcopy != 0 {
+			t.PostcopyBandwidth = i64(int64(p.BandwidthPostcopy) << 20)
 		}
 	} else if p.HasCompressionMTDThreads {
 		t.DecompressThreads = i64(int64(p.CompressionMTDThreads))

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -294,8 +295,19 @@ func TestLoadFinishesInterruptedRename(t *testing.T) {
 	c.Name = "after"
 	text, _ := domainxml.Format(c, domainxml.FormatOptions{Inactive: true, Secure: true})
 	// Crash point: the new file is written, nothing else.
-	time.Sleep(10 * time.Millisecond)
 	if err := td.store.SaveDefinition("after", text); err != nil {
+		t.Fatal(err)
+	}
+	// The old file is older: by a minute rather than by a sleep, which a
+	// coarse file clock on a loaded machine can swallow.
+	olds, _ := filepath.Glob(filepath.Join(dir, "*", "before.xml"))
+	olds2, _ := filepath.Glob(filepath.Join(dir, "*", "*", "before.xml"))
+	olds = append(olds, olds2...)
+	if len(olds) != 1 {
+		t.Fatalf("old definition file: %v", olds)
+	}
+	past := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(olds[0], past, past); err != nil {
 		t.Fatal(err)
 	}
 

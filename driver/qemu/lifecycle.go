@@ -417,6 +417,9 @@ func (d *Driver) handleEvent(dom *domain, mon *qmp.Monitor, ev qmp.Event) {
 			d.saveStatus(dom)
 			d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedUnpaused))
 		}
+	case "MIGRATION":
+		status, _ := ev.Data["status"].(string)
+		d.postcopyStatus(dom, status)
 	case "RESET":
 		d.emit(eventReboot(dom.ref()))
 	case "SHUTDOWN":

@@ -47,8 +47,9 @@ func destCaps(tunnelled bool) []qmp.MigrationCapability {
 	}
 }
 
-// withTuning turns on the capabilities compression and parallel
-// migration ask for (xbzrle, compress, multifd).
+// withTuning turns on the capabilities compression, parallel migration
+// and post-copy ask for (xbzrle, compress, multifd, postcopy-ram: on both
+// sides, as libvirt sets them).
 func withTuning(caps []qmp.MigrationCapability, t migparams.Tuning) []qmp.MigrationCapability {
 	for i := range caps {
 		switch caps[i].Capability {
@@ -58,6 +59,8 @@ func withTuning(caps []qmp.MigrationCapability, t migparams.Tuning) []qmp.Migrat
 			caps[i].State = caps[i].State || t.Compress
 		case "multifd":
 			caps[i].State = caps[i].State || t.Multifd
+		case "postcopy-ram":
+			caps[i].State = caps[i].State || t.Postcopy
 		}
 	}
 	return caps
@@ -70,6 +73,9 @@ func tuningParams(p *qmp.MigrationParameters, t migparams.Tuning) {
 	p.CompressThreads = t.CompressThreads
 	p.DecompressThreads = t.DecompressThreads
 	p.MultifdChannels = t.MultifdChannels
+	if t.PostcopyBandwidth != nil {
+		p.MaxPostcopyBandwidth = t.PostcopyBandwidth
+	}
 }
 
 // allCapsOff resets capabilities after a migration, as libvirt does

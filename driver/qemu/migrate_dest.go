@@ -391,10 +391,11 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 		return libvirt.Domain{}, nil, compat.Errorf(libvirt.ErrNoDomain, compat.FromNone, "no domain with matching uuid '%s' (%s)", formatUUID(dom.uuid), dom.name)
 	}
 	offline := m.job.Flags&uint64(migparams.Offline) != 0
+	var postcopy bool
 	if !offline {
 		mon, err := dom.monitor()
 		if err == nil {
-			err = waitIncoming(ctx, mon, incomingTimeout)
+			postcopy, err = waitIncoming(ctx, mon, incomingTimeout, m.job.Flags&uint64(migparams.Postcopy) != 0)
 		}
 		if err != nil {
 			d.abortIncoming(dom, m)
@@ -402,14 +403,24 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 		}
 	}
 	sw.lap("incoming complete")
-	if err := d.advance(dom, m, migration.Finish3); err != nil {
+	if postcopy {
+		if err := d.finishPostcopy(dom, m); err != nil {
+			return libvirt.Domain{}, nil, err
+		}
+		sw.lap("post-copy complete")
+	} else if err := d.advance(dom, m, migration.Finish3); err != nil {
 		d.abortIncoming(dom, m)
 		return libvirt.Domain{}, nil, err
 	}
 	if migparams.Flags(flags)&migparams.PersistDest != 0 {
 		if err := d.persistIncoming(dom, m, cookie); err != nil {
-			d.abortIncoming(dom, m)
-			return libvirt.Domain{}, nil, err
+			if !postcopy {
+				d.abortIncoming(dom, m)
+				return libvirt.Domain{}, nil, err
+			}
+			// The guest runs only here now: it must not be lost for
+			// want of a definition file.
+			d.log.Error("make the post-copy migrated domain persistent", "domain", dom.name, "err", err)
 		}
 	}
 	if !offline {
@@ -419,7 +430,12 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 			return libvirt.Domain{}, nil, err
 		}
 		d.stopServingStorage(ctx, dom, m, mon)
-		if migparams.Flags(flags)&migparams.Paused == 0 {
+		if postcopy {
+			// Resumed at the switch, complete now: libvirt reports the
+			// end of a post-copy migration as resumed (migrated).
+			dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningMigrated))
+			d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedMigrated))
+		} else if migparams.Flags(flags)&migparams.Paused == 0 {
 			if err := mon.Cont(ctx); err != nil {
 				d.abortIncoming(dom, m)
 				return libvirt.Domain{}, nil, fmt.Errorf("resume migrated guest: %w", err)
@@ -456,6 +472,56 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 		return libvirt.Domain{}, nil, err
 	}
 	return ref, data, nil
+}
+
+// finishPostcopy is Finish once QEMU switched to post-copy: the guest is
+// resumed here at once (its missing pages arrive on demand), then the
+// rest of the transfer is awaited. From the switch on the guest is never
+// killed here: if the connection breaks the migration becomes
+// postcopy_failed, the guest stays (running, post-copy failed), and
+// Finish fails with libvirt's "failed in post-copy phase".
+func (d *Driver) finishPostcopy(dom *domain, m *migState) error {
+	ctx := d.ctx
+	mon, err := dom.monitor()
+	if err != nil {
+		return err
+	}
+	dom.mu.Lock()
+	m.postcopy = true
+	dom.mu.Unlock()
+	if err := mon.Cont(ctx); err != nil {
+		// Not resumed: the guest state is split, so it is kept, paused,
+		// for a recovery rather than killed.
+		d.failPostcopy(dom, m)
+		return fmt.Errorf("resume post-copy migrated guest: %w", err)
+	}
+	dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningPostcopy))
+	d.saveStatus(dom)
+	d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedPostcopy))
+	if err := waitPostcopy(ctx, mon, "migration in"); err != nil {
+		d.failPostcopy(dom, m)
+		return err
+	}
+	return d.advance(dom, m, migration.Finish3)
+}
+
+// failPostcopy records a post-copy migration that broke: the job goes to
+// postcopy_failed and lets go of the domain's job lock, so the operator
+// can still destroy the guest, while a --postcopy-resume migration finds
+// the job again. The domain's state (post-copy failed) comes from QEMU's
+// postcopy-paused event.
+func (d *Driver) failPostcopy(dom *domain, m *migState) {
+	if err := d.advance(dom, m, migration.PostcopyFailed); err != nil {
+		d.log.Error("record failed post-copy migration", "domain", dom.name, "phase", string(m.job.Phase), "err", err)
+	}
+	dom.mu.Lock()
+	release := m.release
+	m.release = nil
+	dom.mu.Unlock()
+	if release != nil {
+		release()
+	}
+	d.log.Warn("post-copy migration failed: the guest is kept, waiting for a --postcopy-resume migration", "domain", dom.name, "role", string(m.job.Role))
 }
 
 // persistIncoming makes the migrated domain persistent here (--persistent):

@@ -7,6 +7,7 @@ import (
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/driver/qemu/migration"
 	"github.com/govirtd/govirtd/driver/qemu/qmp"
@@ -118,15 +119,102 @@ func (d *Driver) AbortJob(ctx context.Context, ref libvirt.Domain) error {
 	return mon.MigrateCancel(ctx)
 }
 
+// abortJobPostcopy is VIR_DOMAIN_ABORT_JOB_POSTCOPY.
+const abortJobPostcopy = uint32(libvirt.DomainAbortJobPostcopy)
+
+// AbortJobFlags implements driver.Migration. With the post-copy flag it
+// breaks the connection of an outgoing migration in post-copy (QEMU's
+// migrate-pause), as libvirt ≥ 8.5: both hosts keep the guest, paused
+// here and waiting for pages there, until a --postcopy-resume migration.
+func (d *Driver) AbortJobFlags(ctx context.Context, ref libvirt.Domain, flags uint32) error {
+	if flags&^abortJobPostcopy != 0 {
+		return compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "qemuDomainAbortJobFlags: unsupported flags (0x%x)", flags&^abortJobPostcopy)
+	}
+	if flags == 0 {
+		return d.AbortJob(ctx, ref)
+	}
+	dom, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	if !dom.active() {
+		return errNotRunning()
+	}
+	dom.mu.Lock()
+	m, mon := dom.mig, dom.mon
+	inPostcopy := m != nil && m.job.Role == migration.Source && m.postcopy && m.job.Phase != migration.PostcopyFailed
+	dom.mu.Unlock()
+	if !inPostcopy || mon == nil {
+		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "current job is not outgoing migration in post-copy mode")
+	}
+	if err := mon.MigratePause(ctx); err != nil {
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
+	}
+	return nil
+}
+
+// MigrateStartPostCopy implements driver.Migration with libvirt 9.0's
+// checks (qemuDomainMigrateStartPostCopy).
+func (d *Driver) MigrateStartPostCopy(ctx context.Context, ref libvirt.Domain, flags uint32) error {
+	if flags != 0 {
+		return compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "qemuDomainMigrateStartPostCopy: unsupported flags (0x%x)", flags)
+	}
+	dom, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	if !dom.active() {
+		return errNotRunning()
+	}
+	dom.mu.Lock()
+	m, mon := dom.mig, dom.mon
+	outgoing := m != nil && m.job.Role == migration.Source && (m.job.Phase == migration.Begin3 || m.job.Phase == migration.Perform3)
+	var postcopyAllowed bool
+	if outgoing {
+		postcopyAllowed = m.job.Flags&uint64(migparams.Postcopy) != 0
+	}
+	dom.mu.Unlock()
+	if !outgoing || mon == nil {
+		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "post-copy can only be started while outgoing migration is in progress")
+	}
+	if !postcopyAllowed {
+		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag")
+	}
+	if err := mon.MigrateStartPostcopy(ctx); err != nil {
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
+	}
+	d.log.Info("migration switching to post-copy", "domain", dom.name)
+	return nil
+}
+
+// maxSpeedPostcopy is VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY.
+const maxSpeedPostcopy = uint32(libvirt.DomainMigrateMaxSpeedPostcopy)
+
 // MigrateSetMaxSpeed implements driver.Migration (MiB/s); a running
-// migration takes the new limit at once.
+// migration takes the new limit at once. With the post-copy flag it sets
+// QEMU's post-copy limit of the running domain (libvirt keeps that one
+// in QEMU only).
 func (d *Driver) MigrateSetMaxSpeed(ctx context.Context, ref libvirt.Domain, mibps uint64, flags uint32) error {
 	dom, err := d.get(ref)
 	if err != nil {
 		return err
 	}
+	if flags&^maxSpeedPostcopy != 0 {
+		return compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "qemuDomainMigrateSetMaxSpeed: unsupported flags (0x%x)", flags&^maxSpeedPostcopy)
+	}
 	if mibps > maxBandwidthMiB {
 		return compat.Errorf(libvirt.ErrOverflow, compat.FromQEMU, "bandwidth must be less than %d", maxBandwidthMiB+1)
+	}
+	if flags&maxSpeedPostcopy != 0 {
+		mon, err := dom.monitor()
+		if err != nil {
+			return err
+		}
+		bw := int64(mibps) << 20
+		if err := mon.MigrateSetParameters(ctx, qmp.MigrationParameters{MaxPostcopyBandwidth: &bw}); err != nil {
+			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
+		}
+		return nil
 	}
 	dom.mu.Lock()
 	dom.maxSpeed = mibps
@@ -151,6 +239,23 @@ func (d *Driver) MigrateGetMaxSpeed(ctx context.Context, ref libvirt.Domain, fla
 	dom, err := d.get(ref)
 	if err != nil {
 		return 0, err
+	}
+	if flags&^maxSpeedPostcopy != 0 {
+		return 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "qemuDomainMigrateGetMaxSpeed: unsupported flags (0x%x)", flags&^maxSpeedPostcopy)
+	}
+	if flags&maxSpeedPostcopy != 0 {
+		mon, err := dom.monitor()
+		if err != nil {
+			return 0, err
+		}
+		p, err := mon.QueryMigrateParameters(ctx)
+		if err != nil {
+			return 0, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
+		}
+		if p.MaxPostcopyBandwidth == nil {
+			return 0, compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "querying maximum post-copy migration speed is not supported by QEMU binary")
+		}
+		return uint64(*p.MaxPostcopyBandwidth) >> 20, nil
 	}
 	dom.mu.Lock()
 	defer dom.mu.Unlock()

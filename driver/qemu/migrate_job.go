@@ -28,6 +28,10 @@ type migState struct {
 	peerCookie *migcookie.Cookie
 	// qemuRunning is true while QEMU moves the guest (job info, abort).
 	qemuRunning bool
+	// postcopy is set once QEMU switched to post-copy: the guest's
+	// memory is then split between the hosts, and neither QEMU may be
+	// stopped or the source resumed until QEMU completes.
+	postcopy    bool
 	savedParams *qmp.MigrationParameters
 	// stats are the final QEMU statistics (source, after Perform).
 	stats *migparams.JobStats

@@ -12,6 +12,7 @@ import (
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver"
+	"github.com/govirtd/govirtd/driver/qemu/migration"
 	"github.com/govirtd/govirtd/driver/qemu/qmp"
 )
 
@@ -148,6 +149,19 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 					if err := mon.MigrateContinue(ctx, qmp.MigrationStatusPreSwitchover); err != nil {
 						return qmp.MigrationInfo{}, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: %v", err)
 					}
+				case qmp.MigrationStatusPostcopyActive:
+					// The point of no return: the destination gets the
+					// guest's CPUs and pulls the pages it lacks from here.
+					// Perform ends now, as libvirt's does; the transfer
+					// goes on through Finish, and Confirm waits for it.
+					dom.mu.Lock()
+					if dom.mig != nil {
+						dom.mig.postcopy = true
+					}
+					dom.mu.Unlock()
+					info, _ := mon.QueryMigrate(ctx)
+					d.log.Debug("migration switched to post-copy", "domain", dom.name, "wall", time.Since(started))
+					return info, nil
 				case qmp.MigrationStatusCompleted:
 					info, err := finalMigrationInfo(ctx, mon)
 					if err != nil {
@@ -292,34 +306,71 @@ func (d *Driver) startIncoming(ctx context.Context, dom *domain, mon *qmp.Monito
 }
 
 // waitIncoming waits for the destination QEMU to have received the whole
-// guest. In the normal flow it already has when Finish arrives.
-func waitIncoming(ctx context.Context, mon *qmp.Monitor, timeout time.Duration) error {
+// guest — or, in a migration allowed to switch to post-copy, to have
+// switched (postcopy true then): its guest must be resumed before the
+// rest can arrive. In the normal flow it already has when Finish arrives.
+func waitIncoming(ctx context.Context, mon *qmp.Monitor, timeout time.Duration, allowPostcopy bool) (postcopy bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	events := mon.Subscribe(ctx)
 	for {
 		info, err := mon.QueryMigrate(ctx)
 		if err != nil {
-			return fmt.Errorf("query incoming migration: %w", err)
+			return false, fmt.Errorf("query incoming migration: %w", err)
 		}
 		switch info.Status {
 		case qmp.MigrationStatusCompleted:
-			return nil
+			return false, nil
+		case qmp.MigrationStatusPostcopyActive, qmp.MigrationStatusPostcopyPaused:
+			if allowPostcopy {
+				return true, nil
+			}
 		case qmp.MigrationStatusFailed:
-			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: %s", orDefault(info.ErrorDesc, "unexpectedly failed"))
+			return false, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: %s", orDefault(info.ErrorDesc, "unexpectedly failed"))
 		case qmp.MigrationStatusCancelled:
-			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: canceled")
+			return false, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: canceled")
 		}
 		select {
 		case _, ok := <-events:
 			if !ok {
 				if ctx.Err() != nil {
-					return compat.Errorf(libvirt.ErrOperationTimeout, compat.FromQEMU, "incoming migration did not complete")
+					return false, compat.Errorf(libvirt.ErrOperationTimeout, compat.FromQEMU, "incoming migration did not complete")
 				}
-				return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: QEMU went away")
+				return false, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: QEMU went away")
 			}
 		case <-ctx.Done():
-			return compat.Errorf(libvirt.ErrOperationTimeout, compat.FromQEMU, "incoming migration did not complete")
+			return false, compat.Errorf(libvirt.ErrOperationTimeout, compat.FromQEMU, "incoming migration did not complete")
+		}
+	}
+}
+
+// waitPostcopy waits for a migration that switched to post-copy to end in
+// QEMU (job is libvirt's name of it, "migration in" or "migration out").
+// There is no time limit: the guest already runs on the destination and
+// only completion, a break, or the operator's destroy ends the wait. A
+// break (postcopy-paused) is libvirt's "failed in post-copy phase".
+func waitPostcopy(ctx context.Context, mon *qmp.Monitor, job string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := mon.Subscribe(ctx)
+	for {
+		info, err := mon.QueryMigrate(ctx)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", job, err)
+		}
+		switch info.Status {
+		case qmp.MigrationStatusCompleted:
+			return nil
+		case qmp.MigrationStatusPostcopyPaused, qmp.MigrationStatusFailed:
+			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "job '%s' failed in post-copy phase", job)
+		}
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "job '%s': QEMU went away in post-copy phase", job)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -345,4 +396,42 @@ func (d *Driver) checkTLSForce(flags uint32) error {
 		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "this libvirtd instance allows migration only with VIR_MIGRATE_TLS flag")
 	}
 	return nil
+}
+
+// postcopyStatus reports QEMU's post-copy states the way libvirt 9.0 does
+// (qemuProcessHandleMigrationStatus): on the source, paused (post-copy)
+// once the guest runs on the destination, paused (post-copy failed) when
+// the connection breaks; on the destination, running (post-copy failed)
+// when the break leaves its running guest waiting for pages.
+func (d *Driver) postcopyStatus(dom *domain, status string) {
+	dom.mu.Lock()
+	m := dom.mig
+	if m == nil || dom.id == -1 {
+		dom.mu.Unlock()
+		return
+	}
+	var event, detail int32 = -1, 0
+	switch {
+	case status == qmp.MigrationStatusPostcopyActive:
+		m.postcopy = true
+		if m.job.Role == migration.Source && dom.state == libvirt.DomainPaused && dom.reason != int32(libvirt.DomainPausedPostcopy) {
+			dom.reason = int32(libvirt.DomainPausedPostcopy)
+			event, detail = int32(libvirt.DomainEventSuspended), int32(libvirt.DomainEventSuspendedPostcopy)
+		}
+	case status == qmp.MigrationStatusPostcopyPaused:
+		m.postcopy = true
+		switch {
+		case dom.state == libvirt.DomainRunning && dom.reason != int32(libvirt.DomainRunningPostcopyFailed):
+			dom.reason = int32(libvirt.DomainRunningPostcopyFailed)
+			event, detail = int32(libvirt.DomainEventResumed), int32(libvirt.DomainEventResumedPostcopyFailed)
+		case dom.state == libvirt.DomainPaused && dom.reason != int32(libvirt.DomainPausedPostcopyFailed):
+			dom.reason = int32(libvirt.DomainPausedPostcopyFailed)
+			event, detail = int32(libvirt.DomainEventSuspended), int32(libvirt.DomainEventSuspendedPostcopyFailed)
+		}
+	}
+	dom.mu.Unlock()
+	if event >= 0 {
+		d.saveStatus(dom)
+		d.emitLifecycle(dom.ref(), libvirt.DomainEventType(event), detail)
+	}
 }

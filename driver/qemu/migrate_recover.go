@@ -4,8 +4,11 @@ import (
 	"context"
 	"time"
 
+	libvirt "github.com/digitalocean/go-libvirt"
+
 	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver/qemu/migration"
+	"github.com/govirtd/govirtd/driver/qemu/qmp"
 )
 
 // What happens to a migration whose owner went away: the client connection
@@ -33,6 +36,19 @@ func (d *Driver) ConnectionClosed(connID uint64) {
 	}
 }
 
+// incomingSwitchedToPostcopy tells whether the incoming QEMU is past the
+// switch to post-copy.
+func (d *Driver) incomingSwitchedToPostcopy(dom *domain) bool {
+	mon, err := dom.monitor()
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+	defer cancel()
+	info, err := mon.QueryMigrate(ctx)
+	return err == nil && (info.Status == qmp.MigrationStatusPostcopyActive || info.Status == qmp.MigrationStatusPostcopyPaused)
+}
+
 // abandon handles a migration nobody will finish.
 func (d *Driver) abandon(dom *domain, m *migState) {
 	dom.mu.Lock()
@@ -41,6 +57,20 @@ func (d *Driver) abandon(dom *domain, m *migState) {
 	dom.mu.Unlock()
 	log := d.log.With("domain", dom.name, "role", string(m.job.Role), "phase", string(phase))
 	switch {
+	case m.job.Role == migration.Destination && d.incomingSwitchedToPostcopy(dom):
+		// The source stopped for good at the switch: killing this guest
+		// would lose it. It is resumed here, as Finish would have.
+		log.Warn("client went away after the switch to post-copy: resuming the guest here")
+		if err := d.finishPostcopy(dom, m); err == nil {
+			if mon, err := dom.monitor(); err == nil {
+				d.resetMigrationSettings(d.ctx, dom, mon)
+			}
+			dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningMigrated))
+			d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedMigrated))
+			d.releaseMigrationPort(m.incomingPort)
+			d.releaseStorage(m, false)
+			d.endMigJob(dom, m)
+		}
 	case m.job.Role == migration.Destination:
 		// Finish will never come: libvirt kills the incoming guest too.
 		log.Warn("client went away before Finish: dropping the incoming guest")
@@ -83,10 +113,28 @@ func (d *Driver) resolve(dom *domain, m *migState) {
 	for {
 		switch d.peerRunsGuest(d.ctx, dom, m) {
 		case peerRuns:
+			dom.mu.Lock()
+			postcopy := m.postcopy
+			dom.mu.Unlock()
+			if postcopy {
+				// Stopped only once QEMU sent the last page.
+				d.confirmPostcopy(dom, m, uint32(m.job.Flags), false)
+				return
+			}
 			d.log.Info("destination runs the guest: stopping the source copy", "domain", dom.name)
 			d.finishSource(d.ctx, dom, m, uint32(m.job.Flags))
 			return
 		case peerDoesNotRun:
+			dom.mu.Lock()
+			postcopy := m.postcopy
+			dom.mu.Unlock()
+			if postcopy {
+				// After a post-copy switch the guest ran there: this
+				// copy is stale and must never run again.
+				d.log.Error("destination does not run the post-copy migrated guest: it stays paused here for a --postcopy-resume migration", "domain", dom.name)
+				d.failPostcopy(dom, m)
+				return
+			}
 			d.log.Info("destination does not run the guest: resuming it here", "domain", dom.name)
 			if mon, err := dom.monitor(); err == nil {
 				d.restoreSource(d.ctx, dom, mon)

@@ -344,6 +344,9 @@ func (d *Driver) confirm(dom *domain, m *migState, cookieIn []byte, flags uint32
 	if peer, err := migcookie.Parse(cookieIn); err == nil && peer != nil && peer.Govirtd != nil && m.job.PeerURI == "" {
 		m.job.PeerURI = peer.Govirtd.URI
 	}
+	if m.postcopy {
+		return d.confirmPostcopy(dom, m, flags, cancelled)
+	}
 	if !cancelled {
 		if err := d.advance(dom, m, migration.Confirm3); err != nil {
 			return err
@@ -384,6 +387,43 @@ func (d *Driver) confirm(dom *domain, m *migState, cookieIn []byte, flags uint32
 		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU,
 			"migration of domain %s completed in QEMU but the destination cannot tell yet whether it runs the guest: the guest stays paused here until it can (see the daemon log)", dom.name)
 	}
+	return d.fire("confirm-end", dom)
+}
+
+// confirmPostcopy is Confirm once QEMU switched to post-copy. The source
+// is never resumed then, whatever the destination said: the guest has run
+// there, and this copy of its memory is stale. On success it waits for
+// QEMU to have sent the last pages (Finish normally waited already) before
+// stopping it; if the transfer broke, the guest stays here, paused (post-
+// copy failed), for a --postcopy-resume migration.
+func (d *Driver) confirmPostcopy(dom *domain, m *migState, flags uint32, cancelled bool) error {
+	ctx := d.ctx
+	mon, err := dom.monitor()
+	if err == nil {
+		err = waitPostcopy(ctx, mon, "migration out")
+	}
+	if err != nil {
+		d.failPostcopy(dom, m)
+		if cancelled {
+			// The client already has the destination's error.
+			return d.fire("confirm-end", dom)
+		}
+		return err
+	}
+	if info, qerr := finalMigrationInfo(ctx, mon); qerr == nil {
+		m.stats = withDisks(jobStatsFromQEMU(jobOperationMigrationOut, info, time.Since(m.job.Started)), m)
+	}
+	if cancelled {
+		// QEMU sent everything, but the destination's Finish failed
+		// after the guest ran there (it reports and keeps the guest).
+		d.log.Warn("post-copy migration completed in QEMU but the destination reported a failure: the source copy is stale and stays paused", "domain", dom.name)
+		d.failPostcopy(dom, m)
+		return d.fire("confirm-end", dom)
+	}
+	if err := d.advance(dom, m, migration.Confirm3); err != nil {
+		return err
+	}
+	d.finishSource(ctx, dom, m, flags)
 	return d.fire("confirm-end", dom)
 }
 

@@ -6,6 +6,12 @@
 //	                   ↘ confirm3_cancelled ↙ (from begin3 or perform3_done)
 //	destination: prepare → finish3
 //
+// A post-copy migration (VIR_MIGRATE_POSTCOPY) that breaks after the
+// switch goes to postcopy_failed on both hosts instead: from then on the
+// guest's memory is split between them, so neither host may stop its
+// QEMU or resume the source; only a recovery (VIR_MIGRATE_POSTCOPY_RESUME,
+// the *_resume phases) or the operator's destroy ends it.
+//
 // A step asked for in the wrong phase is a typed error (*IllegalStepError),
 // never a guess. The phase is persisted with the domain's status at every
 // transition, so a restarted daemon can finish or undo what was running.
@@ -40,6 +46,15 @@ const (
 	Confirm3Cancelled Phase = "confirm3_cancelled"
 	Prepare           Phase = "prepare"
 	Finish3           Phase = "finish3"
+	// PostcopyFailed: the connection broke in post-copy; both QEMUs wait
+	// for a recovery.
+	PostcopyFailed Phase = "postcopy_failed"
+	// The phases of a recovery, libvirt's names.
+	BeginResume   Phase = "begin_resume"
+	PerformResume Phase = "perform_resume"
+	ConfirmResume Phase = "confirm_resume"
+	PrepareResume Phase = "prepare_resume"
+	FinishResume  Phase = "finish_resume"
 )
 
 // transitions lists, per role, the phases each phase may move to.
@@ -48,11 +63,19 @@ var transitions = map[Role]map[Phase][]Phase{
 		None:         {Begin3},
 		Begin3:       {Perform3, Confirm3Cancelled},
 		Perform3:     {Perform3Done},
-		Perform3Done: {Confirm3, Confirm3Cancelled},
+		Perform3Done: {Confirm3, Confirm3Cancelled, PostcopyFailed},
+		// A recovery that fails leaves the migration as it found it.
+		PostcopyFailed: {BeginResume},
+		BeginResume:    {PerformResume, PostcopyFailed},
+		PerformResume:  {ConfirmResume, PostcopyFailed},
+		ConfirmResume:  {PostcopyFailed},
 	},
 	Destination: {
-		None:    {Prepare},
-		Prepare: {Finish3},
+		None:           {Prepare},
+		Prepare:        {Finish3, PostcopyFailed},
+		PostcopyFailed: {PrepareResume},
+		PrepareResume:  {FinishResume, PostcopyFailed},
+		FinishResume:   {PostcopyFailed},
 	},
 }
 

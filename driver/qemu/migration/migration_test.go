@@ -75,3 +75,33 @@ func TestRollbackRunsNewestFirstAndKeepsGoing(t *testing.T) {
 	r.Discard()
 	r.Run()
 }
+
+func TestPostcopyFailureAndRecoveryPhases(t *testing.T) {
+	src := New(Source, 0)
+	for _, p := range []Phase{Begin3, Perform3, Perform3Done, PostcopyFailed, BeginResume, PostcopyFailed, BeginResume, PerformResume, ConfirmResume} {
+		if err := src.Advance(p); err != nil {
+			t.Fatalf("source to %s: %v", p, err)
+		}
+	}
+	// Once post-copy failed the source may only be recovered: a plain
+	// confirm (which would stop or resume it) is illegal.
+	f := New(Source, 0)
+	for _, p := range []Phase{Begin3, Perform3, Perform3Done, PostcopyFailed} {
+		f.Advance(p)
+	}
+	for _, p := range []Phase{Confirm3, Confirm3Cancelled, Perform3} {
+		var ise *IllegalStepError
+		if err := f.Advance(p); !errors.As(err, &ise) {
+			t.Fatalf("postcopy_failed to %s allowed: %v", p, err)
+		}
+	}
+	dst := New(Destination, 0)
+	for _, p := range []Phase{Prepare, PostcopyFailed, PrepareResume, PostcopyFailed, PrepareResume, FinishResume} {
+		if err := dst.Advance(p); err != nil {
+			t.Fatalf("destination to %s: %v", p, err)
+		}
+	}
+	if err := New(Destination, 0).Advance(PrepareResume); err == nil {
+		t.Fatal("prepare_resume without a failed post-copy was allowed")
+	}
+}

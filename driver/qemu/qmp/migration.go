@@ -248,3 +248,33 @@ func (m *Monitor) MigrateContinue(ctx context.Context, state string) error {
 		State string `json:"state"`
 	}{state}, nil)
 }
+
+// MigrateStartPostcopy switches the running outgoing migration to
+// post-copy ("migrate-start-postcopy"; the postcopy-ram capability must
+// be on on both sides). QEMU answers at once; the switch shows as the
+// MIGRATION event with status postcopy-active.
+func (m *Monitor) MigrateStartPostcopy(ctx context.Context) error {
+	return m.Run(ctx, "migrate-start-postcopy", nil, nil)
+}
+
+// MigratePause breaks the connection of a migration in post-copy
+// ("migrate-pause"): both QEMUs go to postcopy-paused and wait for a
+// recovery.
+func (m *Monitor) MigratePause(ctx context.Context) error {
+	return m.Run(ctx, "migrate-pause", nil, nil)
+}
+
+// MigrateRecover makes a destination in postcopy-paused listen on uri for
+// the source to resume the migration ("migrate-recover").
+func (m *Monitor) MigrateRecover(ctx context.Context, uri string) error {
+	return m.Run(ctx, "migrate-recover", migrateURI{uri}, nil)
+}
+
+// MigrateResume reconnects a source in postcopy-paused to the destination
+// listening on uri ("migrate" with resume).
+func (m *Monitor) MigrateResume(ctx context.Context, uri string) error {
+	return m.Run(ctx, "migrate", struct {
+		URI    string `json:"uri"`
+		Resume bool   `json:"resume"`
+	}{uri, true}, nil)
+}

@@ -282,6 +282,26 @@ func TestCommandJSON(t *testing.T) {
 			want: `{"execute":"migrate-continue","arguments":{"state":"pre-switchover"}}`,
 		},
 		{
+			name: "migrate-start-postcopy",
+			call: func() (any, error) { return nil, m.MigrateStartPostcopy(ctx) },
+			want: `{"execute":"migrate-start-postcopy"}`,
+		},
+		{
+			name: "migrate-pause",
+			call: func() (any, error) { return nil, m.MigratePause(ctx) },
+			want: `{"execute":"migrate-pause"}`,
+		},
+		{
+			name: "migrate-recover",
+			call: func() (any, error) { return nil, m.MigrateRecover(ctx, "tcp:127.0.0.3:49152") },
+			want: `{"execute":"migrate-recover","arguments":{"uri":"tcp:127.0.0.3:49152"}}`,
+		},
+		{
+			name: "migrate resume",
+			call: func() (any, error) { return nil, m.MigrateResume(ctx, "tcp:127.0.0.3:49152") },
+			want: `{"execute":"migrate","arguments":{"uri":"tcp:127.0.0.3:49152","resume":true}}`,
+		},
+		{
 			name: "closefd",
 			call: func() (any, error) { return nil, m.CloseFD(ctx, "migrate") },
 			want: `{"execute":"closefd","arguments":{"fdname":"migrate"}}`,
