@@ -46,9 +46,9 @@ const Known = Live | PeerToPeer | Tunnelled | PersistDest | UndefineSource |
 	PostcopyResume | Zerocopy
 
 // Unimplemented are the flags libvirt accepts but govirtd refuses: RDMA
-// needs RDMA hardware, zero-copy needs locked memory limits govirtd does
-// not manage, and post-copy recovery is not built yet.
-const Unimplemented = RDMAPinAll | PostcopyResume | Zerocopy
+// needs RDMA hardware, and zero-copy needs locked memory limits govirtd
+// does not manage.
+const Unimplemented = RDMAPinAll | Zerocopy
 
 var flagNames = []struct {
 	f    Flags

@@ -15,6 +15,7 @@ import (
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/compat/migcookie"
 	"github.com/govirtd/govirtd/compat/migparams"
+	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 	"github.com/govirtd/govirtd/driver/qemu/migration"
 	"github.com/govirtd/govirtd/driver/qemu/process"
@@ -87,6 +88,12 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 	}
 	sw.forDomain(def.Name)
 	sw.lap("parse")
+	if migparams.Flags(flags)&migparams.PostcopyResume != 0 {
+		if stream != nil {
+			return nil, "", compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU, "post-copy is not supported with tunnelled migration")
+		}
+		return d.prepareResume(ctx, def.Name, uuid, params, flags)
+	}
 	// Claim the name and UUID, as libvirt does before starting anything.
 	d.mu.Lock()
 	dom, err := d.checkClash(def.Name, uuid)
@@ -385,6 +392,12 @@ func (d *Driver) finish(dom *domain, m *migState, cookie *migcookie.Cookie, flag
 		d.abortIncoming(dom, m)
 		return libvirt.Domain{}, nil, err
 	}
+	if m.job.Phase == migration.PrepareResume && cancelled {
+		// The recovery failed on the source: this half of the guest
+		// waits for another one, as before.
+		d.failPostcopy(dom, m)
+		return libvirt.Domain{}, nil, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "post-copy recovery of domain '%s' was cancelled: it stays here, waiting for another --postcopy-resume migration", dom.name)
+	}
 	if cancelled {
 		d.abortIncoming(dom, m)
 		// What libvirt answers: the domain it would have returned is gone.
@@ -488,21 +501,87 @@ func (d *Driver) finishPostcopy(dom *domain, m *migState) error {
 	}
 	dom.mu.Lock()
 	m.postcopy = true
+	recovery := m.job.Phase == migration.PrepareResume
 	dom.mu.Unlock()
-	if err := mon.Cont(ctx); err != nil {
-		// Not resumed: the guest state is split, so it is kept, paused,
-		// for a recovery rather than killed.
-		d.failPostcopy(dom, m)
-		return fmt.Errorf("resume post-copy migrated guest: %w", err)
+	next := migration.Finish3
+	if recovery {
+		// The guest has been running here since the first Finish.
+		next = migration.FinishResume
+	} else {
+		if err := mon.Cont(ctx); err != nil {
+			// Not resumed: the guest state is split, so it is kept,
+			// paused, for a recovery rather than killed.
+			d.failPostcopy(dom, m)
+			return fmt.Errorf("resume post-copy migrated guest: %w", err)
+		}
+		dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningPostcopy))
+		d.saveStatus(dom)
+		d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedPostcopy))
 	}
-	dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningPostcopy))
-	d.saveStatus(dom)
-	d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedPostcopy))
-	if err := waitPostcopy(ctx, mon, "migration in"); err != nil {
+	if err := d.waitPostcopy(ctx, dom, m, mon, "migration in"); err != nil {
 		d.failPostcopy(dom, m)
 		return err
 	}
-	return d.advance(dom, m, migration.Finish3)
+	return d.advance(dom, m, next)
+}
+
+// prepareResume is Prepare of a post-copy recovery: the domain's half
+// waiting here (postcopy_failed) listens again (migrate-recover) on a
+// fresh port, for the source's resumed stream.
+func (d *Driver) prepareResume(ctx context.Context, name string, uuid libvirt.UUID, params *migparams.Params, flags uint32) ([]byte, string, error) {
+	d.mu.RLock()
+	dom := d.byUUID[uuid]
+	d.mu.RUnlock()
+	if dom == nil {
+		return nil, "", errNoDomainName(name)
+	}
+	m := dom.migJob(migration.Destination)
+	// The phase alone: this QEMU may not answer in-band commands now.
+	if m == nil || m.job.Phase != migration.PostcopyFailed {
+		return nil, "", errNoFailedPostcopy(dom.name)
+	}
+	release, err := dom.job.acquire(ctx, "migration in")
+	if err != nil {
+		return nil, "", err
+	}
+	dom.mu.Lock()
+	m.release, m.params = release, params
+	m.job.Flags = uint64(flags)
+	m.job.ConnID = driver.ConnID(ctx)
+	dom.mu.Unlock()
+	fail := func(err error) ([]byte, string, error) {
+		d.releaseMigrationPort(m.incomingPort)
+		m.incomingPort = 0
+		d.failPostcopy(dom, m)
+		return nil, "", err
+	}
+	if err := d.advance(dom, m, migration.PrepareResume); err != nil {
+		return fail(err)
+	}
+	port, err := d.reserveMigrationPort(params)
+	if err != nil {
+		return fail(err)
+	}
+	m.incomingPort = port
+	mon, err := dom.monitor()
+	if err != nil {
+		return fail(err)
+	}
+	if err := mon.MigrateRecover(ctx, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port))); err != nil {
+		return fail(compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: %v", err))
+	}
+	uri, err := d.incomingURI(params, port)
+	if err != nil {
+		return fail(err)
+	}
+	out := migcookie.New(d.identity(dom))
+	out.Govirtd = &migcookie.Extension{URI: d.opts.SelfURI}
+	data, err := out.Marshal()
+	if err != nil {
+		return fail(err)
+	}
+	d.log.Info("post-copy recovery: listening again", "domain", dom.name, "uri", uri)
+	return data, uri, nil
 }
 
 // failPostcopy records a post-copy migration that broke: the job goes to
@@ -517,6 +596,7 @@ func (d *Driver) failPostcopy(dom *domain, m *migState) {
 	dom.mu.Lock()
 	release := m.release
 	m.release = nil
+	m.job.ConnID = 0
 	dom.mu.Unlock()
 	if release != nil {
 		release()

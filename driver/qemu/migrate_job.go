@@ -31,8 +31,13 @@ type migState struct {
 	// postcopy is set once QEMU switched to post-copy: the guest's
 	// memory is then split between the hosts, and neither QEMU may be
 	// stopped or the source resumed until QEMU completes.
-	postcopy    bool
-	savedParams *qmp.MigrationParameters
+	postcopy bool
+	// qemuStatus is the status of QEMU's last MIGRATION event, as the
+	// domain's event watcher saw it (under dom.mu); statusChanged is
+	// closed and replaced at each change.
+	qemuStatus    string
+	statusChanged chan struct{}
+	savedParams   *qmp.MigrationParameters
 	// stats are the final QEMU statistics (source, after Perform).
 	stats *migparams.JobStats
 	// tunnel carries the data of a tunnelled migration (source, p2p).
@@ -101,6 +106,11 @@ func (d *Driver) beginMigJob(ctx context.Context, dom *domain, role migration.Ro
 	what := "migration out"
 	if role == migration.Destination {
 		what = "migration in"
+	}
+	if m := dom.migJob(migration.Source); m != nil && m.job.Phase == migration.PostcopyFailed {
+		// The guest's memory is split with the other host: only a
+		// recovery may move it now.
+		return nil, compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "domain '%s' has a failed post-copy migration: resume it with --postcopy-resume", dom.name)
 	}
 	release, err := dom.job.acquire(ctx, what)
 	if err != nil {

@@ -349,23 +349,32 @@ func waitIncoming(ctx context.Context, mon *qmp.Monitor, timeout time.Duration, 
 // There is no time limit: the guest already runs on the destination and
 // only completion, a break, or the operator's destroy ends the wait. A
 // break (postcopy-paused) is libvirt's "failed in post-copy phase".
-func waitPostcopy(ctx context.Context, mon *qmp.Monitor, job string) error {
+//
+// The status is the one the domain's event watcher last saw, never an
+// in-band query: a post-copy destination whose connection broke may not
+// answer one again (its main loop waits for a page that cannot come),
+// while its events still arrive (the monitor runs out of band).
+func (d *Driver) waitPostcopy(ctx context.Context, dom *domain, m *migState, mon *qmp.Monitor, job string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := mon.Subscribe(ctx)
+	gone := mon.Subscribe(ctx) // closes when QEMU goes away
 	for {
-		info, err := mon.QueryMigrate(ctx)
-		if err != nil {
-			return fmt.Errorf("query %s: %w", job, err)
+		dom.mu.Lock()
+		status, changed := m.qemuStatus, m.statusChanged
+		if changed == nil {
+			changed = make(chan struct{})
+			m.statusChanged = changed
 		}
-		switch info.Status {
+		dom.mu.Unlock()
+		switch status {
 		case qmp.MigrationStatusCompleted:
 			return nil
 		case qmp.MigrationStatusPostcopyPaused, qmp.MigrationStatusFailed:
 			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "job '%s' failed in post-copy phase", job)
 		}
 		select {
-		case _, ok := <-events:
+		case <-changed:
+		case _, ok := <-gone:
 			if !ok {
 				return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "job '%s': QEMU went away in post-copy phase", job)
 			}
@@ -410,13 +419,25 @@ func (d *Driver) postcopyStatus(dom *domain, status string) {
 		dom.mu.Unlock()
 		return
 	}
+	if m.qemuStatus != status {
+		m.qemuStatus = status
+		if m.statusChanged != nil {
+			close(m.statusChanged)
+		}
+		m.statusChanged = make(chan struct{})
+	}
 	var event, detail int32 = -1, 0
 	switch {
 	case status == qmp.MigrationStatusPostcopyActive:
 		m.postcopy = true
-		if m.job.Role == migration.Source && dom.state == libvirt.DomainPaused && dom.reason != int32(libvirt.DomainPausedPostcopy) {
+		switch {
+		case m.job.Role == migration.Source && dom.state == libvirt.DomainPaused && dom.reason != int32(libvirt.DomainPausedPostcopy):
 			dom.reason = int32(libvirt.DomainPausedPostcopy)
 			event, detail = int32(libvirt.DomainEventSuspended), int32(libvirt.DomainEventSuspendedPostcopy)
+		case m.job.Role == migration.Destination && dom.state == libvirt.DomainRunning && dom.reason == int32(libvirt.DomainRunningPostcopyFailed):
+			// Recovered: the pages flow again.
+			dom.reason = int32(libvirt.DomainRunningPostcopy)
+			event, detail = int32(libvirt.DomainEventResumed), int32(libvirt.DomainEventResumedPostcopy)
 		}
 	case status == qmp.MigrationStatusPostcopyPaused:
 		m.postcopy = true

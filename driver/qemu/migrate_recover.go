@@ -28,7 +28,9 @@ func (d *Driver) ConnectionClosed(connID uint64) {
 	for _, dom := range d.all() {
 		dom.mu.Lock()
 		m := dom.mig
-		owned := m != nil && m.job.ConnID == connID
+		// A failed post-copy migration belongs to nobody: it waits for
+		// a recovery from any client.
+		owned := m != nil && m.job.ConnID == connID && m.job.Phase != migration.PostcopyFailed
 		dom.mu.Unlock()
 		if owned {
 			go d.abandon(dom, m)

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -14,6 +15,7 @@ import (
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 	"github.com/govirtd/govirtd/driver/qemu/migcheck"
 	"github.com/govirtd/govirtd/driver/qemu/migration"
+	"github.com/govirtd/govirtd/driver/qemu/qmp"
 )
 
 // The source side of migration v3: Begin, Perform, Confirm.
@@ -32,6 +34,9 @@ func (d *Driver) MigrateBegin3(ctx context.Context, ref libvirt.Domain, tp []lib
 	}
 	if err := migparams.CheckFlags(migparams.Flags(flags)); err != nil {
 		return nil, "", err
+	}
+	if migparams.Flags(flags)&migparams.PostcopyResume != 0 {
+		return d.beginResume(ctx, dom, params, flags)
 	}
 	m, err := d.beginMigJob(ctx, dom, migration.Source, flags, params)
 	if err != nil {
@@ -133,6 +138,9 @@ func (d *Driver) identity(dom *domain) migcookie.Identity {
 // (peer-to-peer) this daemon drives the destination itself.
 func (d *Driver) MigratePerform3(ctx context.Context, ref libvirt.Domain, dconnuri string, tp []libvirt.TypedParam, cookieIn []byte, flags uint32) ([]byte, error) {
 	if migparams.Flags(flags)&migparams.PeerToPeer != 0 || dconnuri != "" {
+		if migparams.Flags(flags)&migparams.PostcopyResume != 0 {
+			return nil, compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU, "post-copy recovery of a peer-to-peer migration is not supported by govirtd: resume it without --p2p")
+		}
 		return nil, d.performPeerToPeer(ctx, ref, dconnuri, tp, flags)
 	}
 	dom, err := d.get(ref)
@@ -143,12 +151,16 @@ func (d *Driver) MigratePerform3(ctx context.Context, ref libvirt.Domain, dconnu
 	if m == nil {
 		return nil, errNotMigrating(dom.name)
 	}
-	if m.job.Phase != migration.Begin3 {
-		return nil, errNotMigrating(dom.name)
-	}
 	params, err := migparams.Parse(tp)
 	if err != nil {
 		return nil, err
+	}
+	if m.job.Phase == migration.BeginResume && migparams.Flags(flags)&migparams.PostcopyResume != 0 {
+		m.params = params
+		return d.performResume(dom, m)
+	}
+	if m.job.Phase != migration.Begin3 {
+		return nil, errNotMigrating(dom.name)
 	}
 	m.params = params
 	return d.perform(dom, m, cookieIn, flags)
@@ -400,7 +412,7 @@ func (d *Driver) confirmPostcopy(dom *domain, m *migState, flags uint32, cancell
 	ctx := d.ctx
 	mon, err := dom.monitor()
 	if err == nil {
-		err = waitPostcopy(ctx, mon, "migration out")
+		err = d.waitPostcopy(ctx, dom, m, mon, "migration out")
 	}
 	if err != nil {
 		d.failPostcopy(dom, m)
@@ -420,11 +432,136 @@ func (d *Driver) confirmPostcopy(dom *domain, m *migState, flags uint32, cancell
 		d.failPostcopy(dom, m)
 		return d.fire("confirm-end", dom)
 	}
-	if err := d.advance(dom, m, migration.Confirm3); err != nil {
+	next := migration.Confirm3
+	if m.job.Phase == migration.PerformResume {
+		next = migration.ConfirmResume
+	}
+	if err := d.advance(dom, m, next); err != nil {
 		return err
 	}
 	d.finishSource(ctx, dom, m, flags)
 	return d.fire("confirm-end", dom)
+}
+
+// errNoFailedPostcopy refuses a --postcopy-resume migration of a domain
+// whose migration did not fail in post-copy.
+func errNoFailedPostcopy(name string) error {
+	return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "domain '%s' has no failed post-copy migration to resume", name)
+}
+
+// inPostcopyPaused tells whether the domain's QEMU waits for a post-copy
+// recovery (the connection broke after the switch).
+func inPostcopyPaused(ctx context.Context, dom *domain) bool {
+	mon, err := dom.monitor()
+	if err != nil {
+		return false
+	}
+	info, err := mon.QueryMigrate(ctx)
+	return err == nil && info.Status == qmp.MigrationStatusPostcopyPaused
+}
+
+// beginResume is Begin of a post-copy recovery (VIR_MIGRATE_POSTCOPY_RESUME):
+// the failed job is taken up again, with the domain's job lock, and the
+// destination is sent the live XML to find its half of the guest by.
+func (d *Driver) beginResume(ctx context.Context, dom *domain, params *migparams.Params, flags uint32) ([]byte, string, error) {
+	if migparams.Flags(flags)&migparams.Postcopy == 0 {
+		return nil, "", compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU, "resuming failed post-copy migration requires post-copy to be enabled")
+	}
+	if !dom.active() {
+		return nil, "", errNotRunning()
+	}
+	m := dom.migJob(migration.Source)
+	if m == nil || m.job.Phase != migration.PostcopyFailed || !inPostcopyPaused(ctx, dom) {
+		return nil, "", errNoFailedPostcopy(dom.name)
+	}
+	release, err := dom.job.acquire(ctx, "migration out")
+	if err != nil {
+		return nil, "", err
+	}
+	dom.mu.Lock()
+	m.release, m.params = release, params
+	m.job.Flags = uint64(flags)
+	m.job.ConnID = driver.ConnID(ctx)
+	live := dom.live
+	dom.mu.Unlock()
+	if err := d.advance(dom, m, migration.BeginResume); err != nil {
+		d.failPostcopy(dom, m)
+		return nil, "", err
+	}
+	xml, err := domainxml.Format(live, domainxml.FormatOptions{Secure: true, Migratable: true, ChannelDir: d.store.ChannelRoot(), ConfigListen: d.configListen()})
+	if err == nil {
+		var cookie []byte
+		if cookie, err = migcookie.ForBegin(d.identity(dom), live.CPU, sourceCookieCaps()).Marshal(); err == nil {
+			return cookie, xml, nil
+		}
+	}
+	d.failPostcopy(dom, m)
+	return nil, "", err
+}
+
+// performResume reconnects the paused source QEMU to the destination,
+// which listens again (migrate-recover in its Prepare), and waits for the
+// post-copy transfer to run again. A recovery that fails leaves both
+// halves as they were, for another try.
+func (d *Driver) performResume(dom *domain, m *migState) ([]byte, error) {
+	ctx := d.ctx
+	fail := func(err error) ([]byte, error) {
+		d.failPostcopy(dom, m)
+		return nil, err
+	}
+	if err := d.advance(dom, m, migration.PerformResume); err != nil {
+		return fail(err)
+	}
+	mon, err := dom.monitor()
+	if err != nil {
+		return fail(err)
+	}
+	if m.params.URI == "" {
+		return fail(compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "missing migration URI"))
+	}
+	if m.params.BandwidthPostcopy != 0 {
+		bw := int64(m.params.BandwidthPostcopy) << 20
+		if err := mon.MigrateSetParameters(ctx, qmp.MigrationParameters{MaxPostcopyBandwidth: &bw}); err != nil {
+			return fail(fmt.Errorf("set post-copy bandwidth: %w", err))
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	events := mon.Subscribe(wctx)
+	qemuURI, err := connectMigrationStream(wctx, mon, m.params.URI)
+	if err != nil {
+		return fail(err)
+	}
+	if err := mon.MigrateResume(wctx, qemuURI); err != nil {
+		return fail(compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: %v", err))
+	}
+	recovering := false
+	for {
+		info, err := mon.QueryMigrate(wctx)
+		if err != nil {
+			return fail(fmt.Errorf("query resumed migration: %w", err))
+		}
+		switch info.Status {
+		case qmp.MigrationStatusPostcopyRecov:
+			recovering = true
+		case qmp.MigrationStatusPostcopyActive, qmp.MigrationStatusCompleted:
+			d.log.Info("post-copy migration resumed", "domain", dom.name)
+			return migcookie.ForPerform(d.identity(dom), nil).Marshal()
+		case qmp.MigrationStatusPostcopyPaused:
+			if recovering {
+				return fail(compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "job 'migration out' failed in post-copy phase"))
+			}
+		case qmp.MigrationStatusFailed:
+			return fail(compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: %s", orDefault(info.ErrorDesc, "unexpectedly failed")))
+		}
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return fail(compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "post-copy recovery did not start within a minute"))
+			}
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // finishSource ends a successful outgoing migration: the source QEMU is

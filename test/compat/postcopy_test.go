@@ -175,3 +175,64 @@ func TestMigratePostcopyFlagChecks(t *testing.T) {
 		t.Fatalf("migrate-getspeed --postcopy = %q, want 7", got)
 	}
 }
+
+// waitState waits for a domain's `domstate --reason` to be want.
+func waitState(t *testing.T, h *Host, name, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := domstate(t, h, name)
+		if st == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on %s is %q after %s, want %q", name, h.Name, st, timeout, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestMigratePostcopyRecovery: the connection breaks in post-copy
+// (domjobabort --postcopy, libvirt's way to cut it); the migration fails
+// with libvirt's error, the guest is kept on both hosts (paused on the
+// source, waiting for pages on the destination), nothing is killed, and
+// `virsh migrate --postcopy --postcopy-resume` finishes the move with
+// every page intact.
+func TestMigratePostcopyRecovery(t *testing.T) {
+	t.Parallel()
+	a, b, serial := twoHosts(t, "pr", nonConverging)
+	before, _ := LastTick(serial)
+	// A slow post-copy phase, so there is time to break it.
+	migrate := background(t, 3*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "--postcopy", "--bandwidth", "8", "--postcopy-bandwidth", "1", "pr", b.URI())
+	time.Sleep(3 * time.Second)
+	MustVirsh(t, a.URI(), "migrate-postcopy", "pr")
+	waitState(t, b, "pr", "running (post-copy)", time.Minute)
+	waitState(t, a, "pr", "paused (post-copy)", 10*time.Second)
+
+	MustVirsh(t, a.URI(), "domjobabort", "--postcopy", "pr")
+	r := <-migrate
+	if r.Err == nil || !strings.Contains(r.Stderr, "failed in post-copy phase") {
+		t.Fatalf("migration whose post-copy connection broke: %s", r)
+	}
+	waitState(t, a, "pr", "paused (post-copy failed)", 10*time.Second)
+	waitState(t, b, "pr", "running (post-copy failed)", 10*time.Second)
+	if len(a.QEMUPids()) != 1 || len(b.QEMUPids()) != 1 {
+		t.Fatalf("after the break: QEMU on %s %v, on %s %v; want one each", a.Name, a.QEMUPids(), b.Name, b.QEMUPids())
+	}
+	// Only a recovery may continue it; a new migration is refused, and
+	// so is a recovery of a domain that has nothing to recover.
+	if r := Virsh(t, a.URI(), "migrate", "--live", "--postcopy", "pr", b.URI()); r.Err == nil || !strings.Contains(r.Stderr, "has a failed post-copy migration: resume it with --postcopy-resume") {
+		t.Fatalf("a fresh migration of a guest split by a failed post-copy was accepted: %s", r)
+	}
+	if r := Virsh(t, b.URI(), "migrate", "--live", "--postcopy", "--postcopy-resume", "pr", a.URI()); r.Err == nil || !strings.Contains(r.Stderr, "has no failed post-copy migration to resume") {
+		t.Fatalf("recovery from the destination's side: %s", r)
+	}
+
+	if r := run(t, 4*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "--postcopy", "--postcopy-resume", "--postcopy-bandwidth", "1000", "pr", b.URI()); r.Err != nil {
+		t.Fatalf("post-copy recovery: %s", r)
+	}
+	checkMoved(t, a, b, "pr", serial, before)
+	if st := domstate(t, b, "pr"); st != "running (migrated)" {
+		t.Fatalf("destination after the recovery: %q", st)
+	}
+}

@@ -259,15 +259,17 @@ func (m *Monitor) MigrateStartPostcopy(ctx context.Context) error {
 
 // MigratePause breaks the connection of a migration in post-copy
 // ("migrate-pause"): both QEMUs go to postcopy-paused and wait for a
-// recovery.
+// recovery. Out of band where QEMU allows it: a post-copy QEMU's main loop
+// may be stuck waiting for a page.
 func (m *Monitor) MigratePause(ctx context.Context) error {
-	return m.Run(ctx, "migrate-pause", nil, nil)
+	return m.RunOOB(ctx, "migrate-pause", nil, nil)
 }
 
 // MigrateRecover makes a destination in postcopy-paused listen on uri for
-// the source to resume the migration ("migrate-recover").
+// the source to resume the migration ("migrate-recover"), out of band: the
+// destination's main loop is typically stuck on a missing page then.
 func (m *Monitor) MigrateRecover(ctx context.Context, uri string) error {
-	return m.Run(ctx, "migrate-recover", migrateURI{uri}, nil)
+	return m.RunOOB(ctx, "migrate-recover", migrateURI{uri}, nil)
 }
 
 // MigrateResume reconnects a source in postcopy-paused to the destination

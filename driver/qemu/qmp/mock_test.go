@@ -239,12 +239,16 @@ func parseRights(t *testing.T, oob []byte) []*os.File {
 func (s *mockQEMU) dispatch(c *net.UnixConn, raw json.RawMessage, files []*os.File) {
 	var req struct {
 		Execute   string          `json:"execute"`
+		ExecOOB   string          `json:"exec-oob"`
 		Arguments json.RawMessage `json:"arguments"`
 		ID        json.RawMessage `json:"id"`
 	}
 	if err := json.Unmarshal(raw, &req); err != nil {
 		s.t.Errorf("mock: bad command %s: %v", raw, err)
 		return
+	}
+	if req.ExecOOB != "" {
+		req.Execute = req.ExecOOB // answered the same way here
 	}
 	cmd := mockCmd{Raw: string(raw), ID: req.ID, Execute: req.Execute, Args: req.Arguments, Files: files}
 	for _, f := range files {

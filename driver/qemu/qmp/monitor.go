@@ -58,6 +58,17 @@ type Monitor struct {
 	nextID   atomic.Uint64
 	inflight atomic.Pointer[call]
 
+	// oob is set when QEMU offered out-of-band execution and it was
+	// enabled: commands sent with RunOOB are then answered even while
+	// QEMU's main loop is stuck (a post-copy destination whose guest or
+	// device model waits for a page that cannot arrive).
+	oob      bool
+	oobMu    sync.Mutex
+	oobCalls map[uint64]*call
+	// writeMu keeps an out-of-band command from interleaving with the
+	// in-band one being written.
+	writeMu sync.Mutex
+
 	closeOnce sync.Once
 	closeErr  error
 	// disconnected is closed by the reader once the socket is gone, after
@@ -177,7 +188,14 @@ func (m *Monitor) negotiate(r *bufio.Reader) error {
 	m.version = Version{Major: v.QEMU.Major, Minor: v.QEMU.Minor, Micro: v.QEMU.Micro, Package: v.Package}
 	m.capabilities = g.QMP.Capabilities
 
-	if _, err := m.conn.Write([]byte(`{"execute":"qmp_capabilities"}` + "\n")); err != nil {
+	negotiate := `{"execute":"qmp_capabilities"}`
+	for _, c := range m.capabilities {
+		if c == "oob" {
+			negotiate = `{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}`
+			m.oob = true
+		}
+	}
+	if _, err := m.conn.Write([]byte(negotiate + "\n")); err != nil {
 		return fmt.Errorf("send qmp_capabilities: %w", err)
 	}
 	for {
@@ -307,6 +325,16 @@ func (m *Monitor) dispatch(line []byte) {
 		return
 	}
 	msg.raw = line
+	if msg.ID != nil {
+		m.oobMu.Lock()
+		oc := m.oobCalls[*msg.ID]
+		delete(m.oobCalls, *msg.ID)
+		m.oobMu.Unlock()
+		if oc != nil {
+			oc.done <- msg
+			return
+		}
+	}
 	c := m.inflight.Load()
 	if c == nil || msg.ID == nil || *msg.ID != c.id {
 		return // not an answer to the command in flight
@@ -332,6 +360,55 @@ type request struct {
 	Execute   string `json:"execute"`
 	Arguments any    `json:"arguments,omitempty"`
 	ID        uint64 `json:"id"`
+}
+
+// oobRequest is a command for out-of-band execution.
+type oobRequest struct {
+	ExecOOB   string `json:"exec-oob"`
+	Arguments any    `json:"arguments,omitempty"`
+	ID        uint64 `json:"id"`
+}
+
+// RunOOB is Run for the few commands QEMU allows out of band
+// (migrate-pause, migrate-recover, ...): sent at once, beside any command
+// in flight, and executed by QEMU's monitor thread, so it is answered even
+// when QEMU's main loop is blocked. Without out-of-band support in this
+// QEMU it is Run.
+func (m *Monitor) RunOOB(ctx context.Context, command string, args, result any) error {
+	if !m.oob {
+		return m.Run(ctx, command, args, result)
+	}
+	id := m.nextID.Add(1)
+	payload, err := json.Marshal(oobRequest{ExecOOB: command, Arguments: args, ID: id})
+	if err != nil {
+		return fmt.Errorf("qmp %s: encode arguments: %w", command, err)
+	}
+	if isDone(m.disconnected) {
+		return fmt.Errorf("qmp %s: %w", command, m.errDisconnected())
+	}
+	c := &call{id: id, done: make(chan message, 1)}
+	m.oobMu.Lock()
+	if m.oobCalls == nil {
+		m.oobCalls = map[uint64]*call{}
+	}
+	m.oobCalls[id] = c
+	m.oobMu.Unlock()
+	defer func() {
+		m.oobMu.Lock()
+		delete(m.oobCalls, id)
+		m.oobMu.Unlock()
+	}()
+	if err := m.send(ctx, append(payload, '\n'), nil); err != nil {
+		return fmt.Errorf("qmp %s: %w", command, err)
+	}
+	select {
+	case msg := <-c.done:
+		return decodeReply(command, msg, result)
+	case <-ctx.Done():
+		return fmt.Errorf("qmp %s: %w", command, ctx.Err())
+	case <-m.disconnected:
+		return fmt.Errorf("qmp %s: %w", command, m.errDisconnected())
+	}
 }
 
 // Run executes a QMP command with the given arguments (marshalled to JSON,
@@ -426,11 +503,13 @@ func (m *Monitor) send(ctx context.Context, payload []byte, file *os.File) error
 	})
 	var n int
 	var err error
+	m.writeMu.Lock()
 	if file == nil {
 		n, err = m.conn.Write(payload)
 	} else {
 		n, err = m.writeWithFD(payload, file)
 	}
+	m.writeMu.Unlock()
 	if !stop() {
 		// The interrupt has started; let it finish before clearing the
 		// deadline, or it could land on the next command's write.

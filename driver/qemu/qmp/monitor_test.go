@@ -289,12 +289,12 @@ func TestCommandJSON(t *testing.T) {
 		{
 			name: "migrate-pause",
 			call: func() (any, error) { return nil, m.MigratePause(ctx) },
-			want: `{"execute":"migrate-pause"}`,
+			want: `{"exec-oob":"migrate-pause"}`,
 		},
 		{
 			name: "migrate-recover",
 			call: func() (any, error) { return nil, m.MigrateRecover(ctx, "tcp:127.0.0.3:49152") },
-			want: `{"execute":"migrate-recover","arguments":{"uri":"tcp:127.0.0.3:49152"}}`,
+			want: `{"exec-oob":"migrate-recover","arguments":{"uri":"tcp:127.0.0.3:49152"}}`,
 		},
 		{
 			name: "migrate resume",
@@ -349,7 +349,9 @@ func runCommandCases(t *testing.T, s *mockQEMU, cases []commandCase) {
 		t.Run(c.name, func(t *testing.T) {
 			var cmd string
 			if err := jsonField(c.want, "execute", &cmd); err != nil {
-				t.Fatal(err)
+				if jsonField(c.want, "exec-oob", &cmd) != nil {
+					t.Fatal(err)
+				}
 			}
 			rep := c.reply
 			if rep == "" {
