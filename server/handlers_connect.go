@@ -81,6 +81,7 @@ func registerHandlers(t *Table, s *Server) {
 		registerSecretHandlers(t, s)
 	}
 	registerMigrationHandlers(t, s)
+	registerSaveHandlers(t, s)
 	registerNodeHandlers(t, s)
 	registerStatsHandlers(t, s)
 }

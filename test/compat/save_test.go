@@ -1,0 +1,205 @@
+package compat_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
+)
+
+// TestSaveRestore: virsh save of the running test guest stops it ("shut
+// off (saved)") into libvirt's save image format; virsh restore brings the
+// same boot of the guest back ("running (restored)"), its counter carrying
+// on from where it stopped; save-image-dumpxml shows the image's domain;
+// --paused restores it paused; and libvirt's errors for the wrong file and
+// for a domain that is not running.
+func TestSaveRestore(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64")
+	t.Parallel()
+	h := StartHost(t, HostOptions{})
+	serial := filepath.Join(h.Dir, "sv.serial")
+	defineGuest(t, h, GuestOptions{Name: "sv", Serial: serial})
+	img := filepath.Join(h.Dir, "sv.save")
+
+	r := Virsh(t, h.URI(), "save", "sv", img)
+	if r.Err == nil || !strings.Contains(r.Stderr, "error: Requested operation is not valid: domain is not running") {
+		t.Errorf("save of a shut off domain: %s", r)
+	}
+	if _, err := os.Stat(img); !os.IsNotExist(err) {
+		t.Errorf("a refused save left %s: %v", img, err)
+	}
+
+	MustVirsh(t, h.URI(), "start", "sv")
+	before := WaitTicks(t, serial, 3, 60*time.Second)
+	if r := run(t, 60*time.Second, "virsh", "-c", h.URI(), "save", "sv", img); r.Err != nil || !strings.Contains(r.Stdout, "Domain 'sv' saved to "+img) {
+		t.Fatalf("virsh save: %s", r)
+	}
+	if st := domstate(t, h, "sv"); st != "shut off (saved)" {
+		t.Errorf("after save: %q", st)
+	}
+	if pids := h.QEMUPids(); len(pids) != 0 {
+		t.Errorf("QEMU still runs after save: %v", pids)
+	}
+	saved, _ := LastTick(serial)
+	if saved.BootID != before.BootID || saved.N < before.N {
+		t.Fatalf("ticks before save: %+v then %+v", before, saved)
+	}
+	head := make([]byte, 16)
+	if f, err := os.Open(img); err != nil {
+		t.Fatal(err)
+	} else {
+		f.Read(head)
+		f.Close()
+	}
+	if string(head) != "LibvirtQemudSave" {
+		t.Errorf("image starts with %q, want libvirt's magic", head)
+	}
+	if fi, err := os.Stat(img); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 1<<20 {
+		t.Errorf("image %v %v: want mode 0600 and the guest's memory in it", fi, err)
+	}
+	x := MustVirsh(t, h.URI(), "save-image-dumpxml", img)
+	if !strings.Contains(x, "<name>sv</name>") || strings.Contains(x, "<domain type='qemu' id=") {
+		t.Errorf("save-image-dumpxml:\n%s", x)
+	}
+
+	time.Sleep(1 * time.Second) // the counter would have moved on by now
+	if r := run(t, 60*time.Second, "virsh", "-c", h.URI(), "restore", img); r.Err != nil || !strings.Contains(r.Stdout, "Domain restored from "+img) {
+		t.Fatalf("virsh restore: %s", r)
+	}
+	if st := domstate(t, h, "sv"); st != "running (restored)" {
+		t.Errorf("after restore: %q", st)
+	}
+	after := WaitTicks(t, serial, saved.N, 30*time.Second)
+	if after.BootID != saved.BootID {
+		t.Errorf("the guest booted again (boot id %s, was %s): restore must continue the saved run", after.BootID, saved.BootID)
+	}
+	for _, tk := range Ticks(serial) {
+		if tk.BootID != saved.BootID {
+			t.Errorf("a tick of another boot in the serial log: %+v", tk)
+		}
+	}
+	if after.N > saved.N+3 {
+		t.Errorf("counter jumped from %d to %d across save and restore", saved.N, after.N)
+	}
+
+	r = Virsh(t, h.URI(), "restore", img)
+	if r.Err == nil || !strings.Contains(r.Stderr, "error: Requested operation is not valid: domain 'sv' is already active") {
+		t.Errorf("restore while running: %s", r)
+	}
+
+	// --paused: saved running, restored paused; resume carries on.
+	MustVirsh(t, h.URI(), "save", "sv", img)
+	MustVirsh(t, h.URI(), "restore", img, "--paused")
+	if st := domstate(t, h, "sv"); !strings.HasPrefix(st, "paused") {
+		t.Errorf("after restore --paused: %q", st)
+	}
+	p1, _ := LastTick(serial)
+	time.Sleep(1200 * time.Millisecond)
+	if p2, _ := LastTick(serial); p2.N != p1.N {
+		t.Errorf("guest ticked while restored paused: %d -> %d", p1.N, p2.N)
+	}
+	MustVirsh(t, h.URI(), "resume", "sv")
+	if tk := WaitTicks(t, serial, p1.N, 30*time.Second); tk.BootID != saved.BootID {
+		t.Errorf("after resume: %+v", tk)
+	}
+
+	notImage := filepath.Join(h.Dir, "not-an-image")
+	os.WriteFile(notImage, []byte(strings.Repeat("this is not a save image\n", 10)), 0o644)
+	r = Virsh(t, h.URI(), "restore", notImage)
+	if r.Err == nil || !strings.Contains(r.Stderr, "error: operation failed: image magic is incorrect") {
+		t.Errorf("restore of a file that is not an image: %s", r)
+	}
+	r = Virsh(t, h.URI(), "restore", filepath.Join(h.Dir, "missing.save"))
+	if r.Err == nil || !strings.Contains(r.Stderr, "Failed to open file '"+filepath.Join(h.Dir, "missing.save")+"': No such file or directory") {
+		t.Errorf("restore of a missing file: %s", r)
+	}
+	MustVirsh(t, h.URI(), "destroy", "sv")
+}
+
+// TestManagedSave: virsh managedsave, then virsh start restores the guest
+// from the image (same boot, counter carrying on) and deletes the image,
+// as libvirt does; list --managed-save and dominfo show the image while it
+// is there; a transient domain cannot be managed-saved.
+func TestManagedSave(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64")
+	t.Parallel()
+	h := StartHost(t, HostOptions{})
+	serial := filepath.Join(h.Dir, "ms.serial")
+	defineGuest(t, h, GuestOptions{Name: "ms", Serial: serial})
+	MustVirsh(t, h.URI(), "start", "ms")
+	before := WaitTicks(t, serial, 3, 60*time.Second)
+
+	if r := run(t, 60*time.Second, "virsh", "-c", h.URI(), "managedsave", "ms"); r.Err != nil || !strings.Contains(r.Stdout, "Domain 'ms' state saved by libvirt") {
+		t.Fatalf("virsh managedsave: %s", r)
+	}
+	if st := domstate(t, h, "ms"); st != "shut off (saved)" {
+		t.Errorf("after managedsave: %q", st)
+	}
+	image := filepath.Join(h.Dir, "state", "qemu", "save", "ms.save")
+	if _, err := os.Stat(image); err != nil {
+		t.Fatalf("managed save image: %v", err)
+	}
+	if info := MustVirsh(t, h.URI(), "dominfo", "ms"); !strings.Contains(info, "Managed save:   yes") {
+		t.Errorf("dominfo after managedsave:\n%s", info)
+	}
+	if l := MustVirsh(t, h.URI(), "list", "--all", "--managed-save"); !strings.Contains(l, "ms") || !strings.Contains(l, "saved") {
+		t.Errorf("list --all --managed-save:\n%s", l)
+	}
+	if x := MustVirsh(t, h.URI(), "managedsave-dumpxml", "ms"); !strings.Contains(x, "<name>ms</name>") {
+		t.Errorf("managedsave-dumpxml:\n%s", x)
+	}
+	r := Virsh(t, h.URI(), "undefine", "ms")
+	if r.Err == nil || !strings.Contains(r.Stderr, "Refusing to undefine while domain managed save image exists") {
+		t.Errorf("undefine with a managed save image: %s", r)
+	}
+	saved, _ := LastTick(serial)
+
+	// A restarted daemon still knows about the image.
+	h.Restart()
+	if info := MustVirsh(t, h.URI(), "dominfo", "ms"); !strings.Contains(info, "Managed save:   yes") {
+		t.Errorf("dominfo after a daemon restart:\n%s", info)
+	}
+
+	if r := run(t, 60*time.Second, "virsh", "-c", h.URI(), "start", "ms"); r.Err != nil || !strings.Contains(r.Stdout, "Domain 'ms' started") {
+		t.Fatalf("virsh start: %s", r)
+	}
+	if st := domstate(t, h, "ms"); st != "running (restored)" {
+		t.Errorf("start with a managed save image: %q", st)
+	}
+	after := WaitTicks(t, serial, saved.N, 30*time.Second)
+	if after.BootID != before.BootID {
+		t.Errorf("start booted the guest afresh (boot id %s, was %s) instead of restoring it", after.BootID, before.BootID)
+	}
+	if _, err := os.Stat(image); !os.IsNotExist(err) {
+		t.Errorf("the managed save image is still there after the restore: %v", err)
+	}
+	if info := MustVirsh(t, h.URI(), "dominfo", "ms"); !strings.Contains(info, "Managed save:   no") {
+		t.Errorf("dominfo after start:\n%s", info)
+	}
+
+	// managedsave-remove, then start boots afresh.
+	MustVirsh(t, h.URI(), "managedsave", "ms")
+	MustVirsh(t, h.URI(), "managedsave-remove", "ms")
+	if _, err := os.Stat(image); !os.IsNotExist(err) {
+		t.Errorf("managedsave-remove left the image: %v", err)
+	}
+	MustVirsh(t, h.URI(), "start", "ms")
+	if st := domstate(t, h, "ms"); st != "running (booted)" {
+		t.Errorf("start after managedsave-remove: %q", st)
+	}
+	MustVirsh(t, h.URI(), "destroy", "ms")
+
+	// A transient domain has nowhere to come back to.
+	tserial := filepath.Join(h.Dir, "tr.serial")
+	tpath := filepath.Join(h.Dir, "tr.xml")
+	os.WriteFile(tpath, []byte(GuestXML(t, GuestOptions{Name: "tr", Serial: tserial})), 0o644)
+	MustVirsh(t, h.URI(), "create", tpath)
+	r = Virsh(t, h.URI(), "managedsave", "tr")
+	if r.Err == nil || !strings.Contains(r.Stderr, "error: Requested operation is not valid: cannot do managed save for transient domain") {
+		t.Errorf("managedsave of a transient domain: %s", r)
+	}
+	MustVirsh(t, h.URI(), "destroy", "tr")
+}
