@@ -131,16 +131,19 @@ func Parse(r io.Reader) (*Image, error) {
 		}
 		xmlLen = im.CookieOffset
 	}
-	data := make([]byte, im.DataLen)
-	if _, err := io.ReadFull(r, data[:xmlLen]); err != nil {
+	// Read as much as is there rather than allocating what a header
+	// claims: a short file then costs its own size, not data_len.
+	xml, err := io.ReadAll(io.LimitReader(r, int64(xmlLen)))
+	if err != nil || len(xml) != int(xmlLen) {
 		return nil, opFailed("failed to read domain XML")
 	}
-	if _, err := io.ReadFull(r, data[xmlLen:]); err != nil {
+	cookie, err := io.ReadAll(io.LimitReader(r, int64(im.DataLen-xmlLen)))
+	if err != nil || len(cookie) != int(im.DataLen-xmlLen) {
 		return nil, opFailed("failed to read cookie")
 	}
-	im.XML = cString(data[:xmlLen])
+	im.XML = cString(xml)
 	if im.CookieOffset != 0 {
-		im.Cookie = cString(data[xmlLen:])
+		im.Cookie = cString(cookie)
 	}
 	return im, nil
 }
