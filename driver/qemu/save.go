@@ -165,15 +165,16 @@ func (d *Driver) saveImageXML(live *libvirtxml.Domain, xml string) (string, erro
 // is the image's domain (libvirt checks the whole ABI; govirtd checks
 // name and UUID, which is what decides where the guest lands).
 func (d *Driver) sameDomain(old *libvirtxml.Domain, xml string) (*libvirtxml.Domain, error) {
-	def, _, err := d.parseDefinition(xml)
+	def, uuid, err := d.parseDefinition(xml)
 	if err != nil {
 		return nil, err
 	}
+	// In libvirt's order (virDomainDefCheckABIStability): UUID, then name.
+	if oldUUID, err := parseUUID(old.UUID); err != nil || oldUUID != uuid {
+		return nil, compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromDomain, "Target domain uuid %s does not match source %s", formatUUID(uuid), old.UUID)
+	}
 	if def.Name != old.Name {
 		return nil, compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromDomain, "Target domain name '%s' does not match source '%s'", def.Name, old.Name)
-	}
-	if def.UUID != old.UUID {
-		return nil, compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromDomain, "Target domain uuid %s does not match source %s", def.UUID, old.UUID)
 	}
 	return def, nil
 }

@@ -203,3 +203,69 @@ func TestManagedSave(t *testing.T) {
 	}
 	MustVirsh(t, h.URI(), "destroy", "tr")
 }
+
+// TestSaveImageDefine: virsh save-image-define edits the domain in an
+// image in place (here a description, and --paused), the restore then uses
+// it; the image must stay of the same domain; the read-only socket may
+// read an image's XML (without secrets) and nothing else.
+func TestSaveImageDefine(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64")
+	t.Parallel()
+	h := StartHost(t, HostOptions{})
+	serial := filepath.Join(h.Dir, "sd.serial")
+	defineGuest(t, h, GuestOptions{Name: "sd", Serial: serial})
+	MustVirsh(t, h.URI(), "start", "sd")
+	first := WaitTicks(t, serial, 2, 60*time.Second)
+	img := filepath.Join(h.Dir, "sd.save")
+
+	ro := h.ROURI()
+	for api, args := range map[string][]string{
+		"virDomainSave":        {"save", "sd", img},
+		"virDomainManagedSave": {"managedsave", "sd"},
+	} {
+		r := Virsh(t, ro, args...)
+		if r.Err == nil || !strings.Contains(r.Stderr, "read only access prevents "+api) {
+			t.Errorf("%s on the read-only socket: %s", args[0], r)
+		}
+	}
+	MustVirsh(t, h.URI(), "save", "sd", img)
+	r := Virsh(t, ro, "restore", img)
+	if r.Err == nil || !strings.Contains(r.Stderr, "read only access prevents virDomainRestore") {
+		t.Errorf("restore on the read-only socket: %s", r)
+	}
+	if x := MustVirsh(t, ro, "save-image-dumpxml", img); !strings.Contains(x, "<name>sd</name>") {
+		t.Errorf("save-image-dumpxml on the read-only socket:\n%s", x)
+	}
+	r = Virsh(t, ro, "save-image-dumpxml", "--security-info", img)
+	if r.Err == nil || !strings.Contains(r.Stderr, "virDomainSaveImageGetXMLDesc with secure flag") {
+		t.Errorf("save-image-dumpxml --security-info on the read-only socket: %s", r)
+	}
+
+	x := MustVirsh(t, h.URI(), "save-image-dumpxml", "--security-info", img)
+	edited := filepath.Join(h.Dir, "sd-edited.xml")
+	os.WriteFile(edited, []byte(strings.Replace(x, "</name>", "</name>\n  <description>edited in the image</description>", 1)), 0o644)
+	MustVirsh(t, h.URI(), "save-image-define", img, edited, "--paused")
+	if x := MustVirsh(t, h.URI(), "save-image-dumpxml", img); !strings.Contains(x, "<description>edited in the image</description>") {
+		t.Errorf("save-image-dumpxml after save-image-define:\n%s", x)
+	}
+	other := filepath.Join(h.Dir, "other.xml")
+	os.WriteFile(other, []byte(strings.Replace(x, "<name>sd</name>", "<name>other</name>", 1)), 0o644)
+	r = Virsh(t, h.URI(), "save-image-define", img, other)
+	if r.Err == nil || !strings.Contains(r.Stderr, "error: unsupported configuration: Target domain name 'other' does not match source 'sd'") {
+		t.Errorf("save-image-define of another domain: %s", r)
+	}
+
+	MustVirsh(t, h.URI(), "restore", img)
+	if st := domstate(t, h, "sd"); st != "paused (migrating)" {
+		t.Errorf("restore of an image defined --paused: %q", st)
+	}
+	if x := MustVirsh(t, h.URI(), "dumpxml", "sd"); !strings.Contains(x, "<description>edited in the image</description>") {
+		t.Errorf("the restored domain lacks the image's edited definition:\n%s", x)
+	}
+	saved, _ := LastTick(serial)
+	MustVirsh(t, h.URI(), "resume", "sd")
+	if tk := WaitTicks(t, serial, saved.N, 30*time.Second); tk.BootID != first.BootID {
+		t.Errorf("after restore and resume: boot %s, was %s", tk.BootID, first.BootID)
+	}
+	MustVirsh(t, h.URI(), "destroy", "sd")
+}
