@@ -151,7 +151,7 @@ func (d *Driver) startFromManagedSave(ctx context.Context, dom *domain, paused b
 	if err != nil {
 		return err
 	}
-	if err := d.restoreFrom(ctx, dom, def, f, im.WasRunning && !paused); err != nil {
+	if err := d.restoreFrom(ctx, dom, def, f, im.WasRunning && !paused, paused); err != nil {
 		return fmt.Errorf("restore %s from its managed save image: %w", dom.name, err)
 	}
 	if err := os.Remove(path); err != nil {

@@ -103,6 +103,7 @@ func (d *Driver) saveTo(ctx context.Context, dom *domain, path, xml string, flag
 			return fmt.Errorf("pause the guest to save it: %w", err)
 		}
 		paused = true
+		d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedPaused))
 	}
 	undo := func() {
 		os.Remove(path)
@@ -114,6 +115,7 @@ func (d *Driver) saveTo(ctx context.Context, dom *domain, path, xml string, flag
 			}
 			dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningSaveCanceled))
 			d.saveStatus(dom)
+			d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedUnpaused))
 		}
 	}
 	f, err := savefile.Create(path, text, saveCookie, wasRunning)
@@ -216,7 +218,7 @@ func (d *Driver) Restore(ctx context.Context, path, xml string, flags uint32) er
 	}
 	d.mu.Unlock()
 	err = withJob(ctx, dom, "remoteDispatchDomainRestoreFlags", func() error {
-		return d.restoreFrom(ctx, dom, def, f, runningAfter(im.WasRunning, flags))
+		return d.restoreFrom(ctx, dom, def, f, runningAfter(im.WasRunning, flags), false)
 	})
 	if err != nil && existing == nil {
 		d.remove(dom)
@@ -227,8 +229,11 @@ func (d *Driver) Restore(ctx context.Context, path, xml string, flags uint32) er
 // restoreFrom starts QEMU waiting for an incoming migration, feeds it the
 // image's stream (f, positioned at it) and starts the CPUs when running.
 // States and events are libvirt's: started (restored), then running
-// (restored) or paused. The caller holds dom's job.
-func (d *Driver) restoreFrom(ctx context.Context, dom *domain, def *libvirtxml.Domain, f *os.File, running bool) error {
+// (restored) or paused. startPaused says the caller asked for a paused
+// start (virsh start --paused of a managed-saved domain), which libvirt
+// reports as suspended/paused rather than suspended/restored. The caller
+// holds dom's job.
+func (d *Driver) restoreFrom(ctx context.Context, dom *domain, def *libvirtxml.Domain, f *os.File, running, startPaused bool) error {
 	if err := d.start(ctx, dom, def, startOptions{incoming: "defer"}); err != nil {
 		return err
 	}
@@ -262,7 +267,11 @@ func (d *Driver) restoreFrom(ctx context.Context, dom *domain, def *libvirtxml.D
 		// libvirt leaves a restored guest it does not run as an incoming
 		// migration it did not resume: "paused (migrating)".
 		dom.setState(libvirt.DomainPaused, int32(libvirt.DomainPausedMigration))
-		d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedRestored))
+		detail := libvirt.DomainEventSuspendedRestored
+		if startPaused {
+			detail = libvirt.DomainEventSuspendedPaused
+		}
+		d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(detail))
 	}
 	if err := d.saveStatus(dom); err != nil {
 		return fail(err)

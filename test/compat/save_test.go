@@ -1,9 +1,12 @@
 package compat_test
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,4 +271,81 @@ func TestSaveImageDefine(t *testing.T) {
 		t.Errorf("after restore and resume: boot %s, was %s", tk.BootID, first.BootID)
 	}
 	MustVirsh(t, h.URI(), "destroy", "sd")
+}
+
+// TestSaveEvents: `virsh event --all --loop` sees save, restore,
+// managedsave and the start that restores, with libvirt's details (the
+// sequence libvirtd 9.0 sends for the same commands).
+func TestSaveEvents(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64")
+	t.Parallel()
+	h := StartHost(t, HostOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ev := exec.CommandContext(ctx, "virsh", "-c", h.URI(), "event", "--all", "--loop")
+	var out syncBuilder
+	ev.Stdout, ev.Stderr = &out, &out
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ev.Process.Kill(); ev.Wait() })
+	time.Sleep(500 * time.Millisecond) // let it register its callbacks
+
+	serial := filepath.Join(h.Dir, "se.serial")
+	defineGuest(t, h, GuestOptions{Name: "se", Serial: serial})
+	MustVirsh(t, h.URI(), "start", "se")
+	WaitTicks(t, serial, 0, 60*time.Second)
+	img := filepath.Join(h.Dir, "se.save")
+	MustVirsh(t, h.URI(), "save", "se", img)
+	MustVirsh(t, h.URI(), "restore", img, "--paused")
+	MustVirsh(t, h.URI(), "resume", "se")
+	MustVirsh(t, h.URI(), "managedsave", "se")
+	MustVirsh(t, h.URI(), "start", "se", "--paused")
+	MustVirsh(t, h.URI(), "destroy", "se")
+
+	want := []string{
+		"event 'lifecycle' for domain 'se': Started Booted",
+		"event 'lifecycle' for domain 'se': Suspended Paused", // save stops the CPUs first
+		"event 'lifecycle' for domain 'se': Stopped Saved",
+		"event 'lifecycle' for domain 'se': Started Restored",
+		"event 'lifecycle' for domain 'se': Suspended Restored",
+		"event 'lifecycle' for domain 'se': Resumed Unpaused",
+		"event 'lifecycle' for domain 'se': Suspended Paused",
+		"event 'lifecycle' for domain 'se': Stopped Saved",
+		"event 'lifecycle' for domain 'se': Started Restored",
+		"event 'lifecycle' for domain 'se': Suspended Paused", // start --paused
+		"event 'lifecycle' for domain 'se': Stopped Destroyed",
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(out.String(), want[len(want)-1]) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := out.String()
+	pos := 0
+	for _, w := range want {
+		i := strings.Index(got[pos:], w)
+		if i < 0 {
+			t.Fatalf("virsh event output lacks %q (in order):\n%s", w, got)
+		}
+		pos += i + len(w)
+	}
+}
+
+// syncBuilder is a strings.Builder a child process may write while the
+// test reads it.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
