@@ -25,3 +25,27 @@ func TestReadOnlySecretProcedures(t *testing.T) {
 		}
 	}
 }
+
+// Save and restore change state; reading a save image's XML is a query
+// (the secure flag is refused there by the handler, as libvirt does).
+func TestReadOnlySaveProcedures(t *testing.T) {
+	for proc, want := range map[string]bool{
+		"DOMAIN_SAVE":                      false,
+		"DOMAIN_SAVE_FLAGS":                false,
+		"DOMAIN_SAVE_PARAMS":               false,
+		"DOMAIN_RESTORE":                   false,
+		"DOMAIN_RESTORE_FLAGS":             false,
+		"DOMAIN_RESTORE_PARAMS":            false,
+		"DOMAIN_SAVE_IMAGE_DEFINE_XML":     false,
+		"DOMAIN_MANAGED_SAVE":              false,
+		"DOMAIN_MANAGED_SAVE_REMOVE":       false,
+		"DOMAIN_MANAGED_SAVE_DEFINE_XML":   false,
+		"DOMAIN_SAVE_IMAGE_GET_XML_DESC":   true,
+		"DOMAIN_MANAGED_SAVE_GET_XML_DESC": true,
+		"DOMAIN_HAS_MANAGED_SAVE_IMAGE":    true,
+	} {
+		if got := ReadOnlyAllowed(proc); got != want {
+			t.Errorf("ReadOnlyAllowed(%s) = %v, want %v", proc, got, want)
+		}
+	}
+}

@@ -93,6 +93,21 @@ func TestSaveRestore(t *testing.T) {
 		t.Errorf("restore while running: %s", r)
 	}
 
+	// A save that cannot write its file leaves the guest running, as
+	// libvirt's ("save canceled").
+	bad := filepath.Join(h.Dir, "no-such-dir", "sv.save")
+	r = Virsh(t, h.URI(), "save", "sv", bad)
+	if r.Err == nil || !strings.Contains(r.Stderr, "error: Failed to create file '"+bad+"': No such file or directory") {
+		t.Errorf("save to a missing directory: %s", r)
+	}
+	if st := domstate(t, h, "sv"); st != "running (save canceled)" {
+		t.Errorf("after a failed save: %q", st)
+	}
+	tk, _ := LastTick(serial)
+	if next := WaitTicks(t, serial, tk.N, 30*time.Second); next.BootID != saved.BootID {
+		t.Errorf("after a failed save: %+v", next)
+	}
+
 	// --paused: saved running, restored paused; resume carries on.
 	MustVirsh(t, h.URI(), "save", "sv", img)
 	MustVirsh(t, h.URI(), "restore", img, "--paused")

@@ -191,7 +191,7 @@ func Read(path string) (*Image, error) {
 
 // openError is libvirt's qemuDomainOpenFile error, system error text
 // after it as virReportSystemError prints it.
-func openError(path string, err error) error {
+func openError(path string, err error) *compat.Error {
 	e := compat.Errorf(libvirt.ErrSystemError, compat.FromQEMU, "Failed to open file '%s': %s", path, sysText(err))
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
@@ -229,7 +229,10 @@ func Create(path, xml, cookie string, wasRunning bool) (*os.File, error) {
 	data = append(data, make([]byte, padding)...)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, openError(path, err)
+		// virQEMUFileOpenAs's words for a file it cannot create.
+		e := openError(path, err)
+		e.Detail = fmt.Sprintf("Failed to create file '%s': %s", path, sysText(err))
+		return nil, e
 	}
 	if _, err := f.Write(append(h.marshal(Partial), data...)); err != nil {
 		f.Close()
