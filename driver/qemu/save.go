@@ -11,7 +11,9 @@ import (
 
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/compat/migparams"
+	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
+	"github.com/govirtd/govirtd/driver/qemu/qmp"
 	"github.com/govirtd/govirtd/driver/qemu/savefile"
 )
 
@@ -123,11 +125,13 @@ func (d *Driver) saveTo(ctx context.Context, dom *domain, path, xml string, flag
 		undo()
 		return err
 	}
+	started := time.Now()
+	var info qmp.MigrationInfo
 	err = mon.GetFD(ctx, saveFDName, f)
 	if err == nil {
 		// A file has no return path, and nobody waits on the other end:
 		// the migration runs as a tunnelled one does (return-path off).
-		_, err = d.runSourceMigration(ctx, dom, mon, "fd:"+saveFDName, sourceRun{tunnelled: true})
+		info, err = d.runSourceMigration(ctx, dom, mon, "fd:"+saveFDName, sourceRun{tunnelled: true})
 		if err == nil {
 			err = f.Sync()
 		}
@@ -145,6 +149,14 @@ func (d *Driver) saveTo(ctx context.Context, dom *domain, path, xml string, flag
 		return err
 	}
 	d.log.Info("domain saved", "domain", dom.name, "path", path)
+	// As libvirt: the save job's statistics, for the job-completed event
+	// and virsh domjobinfo --completed, then the domain stops.
+	stats := jobStatsFromQEMU(jobOperationSave, info, time.Since(started))
+	stats.SaveDump = true
+	dom.mu.Lock()
+	dom.completed = &completedJob{stats: stats}
+	dom.mu.Unlock()
+	d.emit(driver.Event{ID: libvirt.DomainEventIDJobCompleted, Dom: dom.ref(), Params: stats.TypedParams()})
 	return d.stop(ctx, dom, stopCause{reason: libvirt.DomainShutoffSaved, detail: libvirt.DomainEventStoppedSaved}, killGrace)
 }
 

@@ -312,6 +312,9 @@ func TestSaveEvents(t *testing.T) {
 	WaitTicks(t, serial, 0, 60*time.Second)
 	img := filepath.Join(h.Dir, "se.save")
 	MustVirsh(t, h.URI(), "save", "se", img)
+	if ji := MustVirsh(t, h.URI(), "domjobinfo", "--completed", "se"); !strings.Contains(ji, "Operation:        Save") || !strings.Contains(ji, "Memory processed:") {
+		t.Errorf("domjobinfo --completed after save:\n%s", ji)
+	}
 	MustVirsh(t, h.URI(), "restore", img, "--paused")
 	MustVirsh(t, h.URI(), "resume", "se")
 	MustVirsh(t, h.URI(), "managedsave", "se")
@@ -321,6 +324,7 @@ func TestSaveEvents(t *testing.T) {
 	want := []string{
 		"event 'lifecycle' for domain 'se': Started Booted",
 		"event 'lifecycle' for domain 'se': Suspended Paused", // save stops the CPUs first
+		"event 'job-completed' for domain 'se':\n\toperation: 2\n", // VIR_DOMAIN_JOB_OPERATION_SAVE
 		"event 'lifecycle' for domain 'se': Stopped Saved",
 		"event 'lifecycle' for domain 'se': Started Restored",
 		"event 'lifecycle' for domain 'se': Suspended Restored",
