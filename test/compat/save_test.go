@@ -323,7 +323,7 @@ func TestSaveEvents(t *testing.T) {
 
 	want := []string{
 		"event 'lifecycle' for domain 'se': Started Booted",
-		"event 'lifecycle' for domain 'se': Suspended Paused", // save stops the CPUs first
+		"event 'lifecycle' for domain 'se': Suspended Paused",      // save stops the CPUs first
 		"event 'job-completed' for domain 'se':\n\toperation: 2\n", // VIR_DOMAIN_JOB_OPERATION_SAVE
 		"event 'lifecycle' for domain 'se': Stopped Saved",
 		"event 'lifecycle' for domain 'se': Started Restored",
