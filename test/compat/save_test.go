@@ -208,7 +208,15 @@ func TestManagedSave(t *testing.T) {
 	if st := domstate(t, h, "ms"); st != "running (booted)" {
 		t.Errorf("start after managedsave-remove: %q", st)
 	}
-	MustVirsh(t, h.URI(), "destroy", "ms")
+	// undefine --managed-save takes the image with the definition.
+	MustVirsh(t, h.URI(), "managedsave", "ms")
+	MustVirsh(t, h.URI(), "undefine", "--managed-save", "ms")
+	if _, err := os.Stat(image); !os.IsNotExist(err) {
+		t.Errorf("undefine --managed-save left the image: %v", err)
+	}
+	if r := Virsh(t, h.URI(), "domstate", "ms"); r.Err == nil {
+		t.Errorf("ms still defined after undefine --managed-save: %s", r)
+	}
 
 	// A transient domain has nowhere to come back to.
 	tserial := filepath.Join(h.Dir, "tr.serial")
