@@ -81,8 +81,9 @@ func (d *Driver) Save(ctx context.Context, ref libvirt.Domain, path, xml string,
 }
 
 // saveTo writes the running domain to an image at path and stops it
-// ("shut off (saved)"). On failure the image is removed and the guest runs
-// on as before. The caller holds dom's job.
+// ("shut off (saved)"). On failure the image is removed (if this save
+// created the file) and the guest runs on as before. The caller holds
+// dom's job.
 func (d *Driver) saveTo(ctx context.Context, dom *domain, path, xml string, flags uint32) error {
 	dom.mu.Lock()
 	live, mon, state, reason := dom.live, dom.mon, dom.state, dom.reason
@@ -107,8 +108,13 @@ func (d *Driver) saveTo(ctx context.Context, dom *domain, path, xml string, flag
 		paused = true
 		d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedPaused))
 	}
+	// Like libvirt, a failed save removes the file only if it made it.
+	_, statErr := os.Lstat(path)
+	created := os.IsNotExist(statErr)
 	undo := func() {
-		os.Remove(path)
+		if created {
+			os.Remove(path)
+		}
 		d.resetMigrationSettings(d.ctx, dom, mon)
 		if paused {
 			if err := mon.Cont(d.ctx); err != nil {

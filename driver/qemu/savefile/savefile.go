@@ -235,8 +235,7 @@ func Create(path, xml, cookie string, wasRunning bool) (*os.File, error) {
 		return nil, e
 	}
 	if _, err := f.Write(append(h.marshal(Partial), data...)); err != nil {
-		f.Close()
-		os.Remove(path)
+		f.Close() // the caller decides whether the file goes
 		return nil, writeError(path, err)
 	}
 	return f, nil
