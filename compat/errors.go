@@ -130,6 +130,7 @@ var templates = map[Code]template{
 	libvirt.ErrNoInterface:          {"Interface not found", "Interface not found: %s"},
 	libvirt.ErrNoNwfilter:           {"Network filter not found", "Network filter not found: %s"},
 	libvirt.ErrNoSecret:             {"Secret not found", "Secret not found: %s"},
+	libvirt.ErrInvalidSecret:        {"Invalid secret", "Invalid secret: %s"},
 	libvirt.ErrConfigUnsupported:    {"unsupported configuration", "unsupported configuration: %s"},
 	libvirt.ErrOperationTimeout:     {"Timed out during operation", "Timed out during operation: %s"},
 	libvirt.ErrNoDomainSnapshot:     {"Domain snapshot not found", "Domain snapshot not found: %s"},

@@ -35,6 +35,7 @@ type Driver interface {
 	DomainEdits
 	Migration
 	DomainStats
+	DomainSaves
 	// ConnectionClosed tells the driver a client connection went away, so
 	// it can clean up work that connection owned (a managed migration the
 	// client never finished).
@@ -113,6 +114,27 @@ type Domains interface {
 	GetAllDomainStats(ctx context.Context, doms []libvirt.Domain, stats, flags uint32) ([]libvirt.DomainStatsRecord, error)
 	// GetBlockInfo sizes one disk, named by target (vda) or source path.
 	GetBlockInfo(ctx context.Context, dom libvirt.Domain, disk string) (capacity, allocation, physical uint64, err error)
+}
+
+// DomainSaves are virsh save, restore and managedsave: a running domain's
+// memory and device state written to a file (libvirt's save image format)
+// and the domain stopped, or started again from such a file.
+type DomainSaves interface {
+	// Save writes a running domain to path and stops it. xml, when not
+	// empty, replaces the definition stored in the image (it must
+	// describe the same domain).
+	Save(ctx context.Context, dom libvirt.Domain, path, xml string, flags uint32) error
+	// Restore starts the domain saved in path.
+	Restore(ctx context.Context, path, xml string, flags uint32) error
+	SaveImageGetXMLDesc(ctx context.Context, path string, flags uint32) (string, error)
+	SaveImageDefineXML(ctx context.Context, path, xml string, flags uint32) error
+	// ManagedSave saves a persistent domain to the image the driver keeps
+	// for it; the next start restores from it.
+	ManagedSave(ctx context.Context, dom libvirt.Domain, flags uint32) error
+	HasManagedSaveImage(ctx context.Context, dom libvirt.Domain, flags uint32) (bool, error)
+	ManagedSaveRemove(ctx context.Context, dom libvirt.Domain, flags uint32) error
+	ManagedSaveGetXMLDesc(ctx context.Context, dom libvirt.Domain, flags uint32) (string, error)
+	ManagedSaveDefineXML(ctx context.Context, dom libvirt.Domain, xml string, flags uint32) error
 }
 
 // Migration is libvirt's migration protocol v3 (the *_PARAMS procedures;

@@ -64,8 +64,9 @@ type Conn struct {
 	closedStreams []streamKey // recently ended, to drop their late data quietly
 	streamsClosed bool        // the connection is closing: no new streams
 
-	events eventRegistry
-	eventQ chan queuedEvent
+	events       eventRegistry
+	secretEvents secretEventRegistry
+	eventQ       chan queuedEvent
 
 	closeOnce sync.Once
 }

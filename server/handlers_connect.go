@@ -77,7 +77,11 @@ func registerHandlers(t *Table, s *Server) {
 	registerDomainListHandlers(t, s)
 	registerDomainHandlers(t, s)
 	registerEmptyDriverHandlers(t, s)
+	if s.secrets != nil {
+		registerSecretHandlers(t, s)
+	}
 	registerMigrationHandlers(t, s)
+	registerSaveHandlers(t, s)
 	registerNodeHandlers(t, s)
 	registerStatsHandlers(t, s)
 }

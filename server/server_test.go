@@ -36,6 +36,7 @@ type fakeDriver struct {
 	driver.NodeQueries
 	driver.DomainEdits
 	driver.DomainStats
+	driver.DomainSaves
 	block chan struct{} // when non-nil, DomainCapabilities waits for it
 }
 

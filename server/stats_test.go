@@ -17,6 +17,7 @@ import (
 // arguments.
 type recStats struct {
 	driver.DomainStats
+	driver.DomainSaves
 	cmd      string
 	cmdFlags uint32
 	pinned   []int

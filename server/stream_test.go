@@ -30,6 +30,7 @@ type streamDriver struct {
 	driver.NodeQueries
 	driver.DomainEdits
 	driver.DomainStats
+	driver.DomainSaves
 	streams chan io.ReadCloser
 }
 

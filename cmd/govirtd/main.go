@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/govirtd/govirtd/driver/qemu"
+	"github.com/govirtd/govirtd/driver/secret"
 	"github.com/govirtd/govirtd/server"
 	"github.com/govirtd/govirtd/server/config"
 )
@@ -128,7 +129,13 @@ func run(args []string) error {
 	// Running domains keep running when the daemon stops, as with
 	// libvirtd: the next start finds them again.
 	defer drv.Close()
-	srv := server.New(cfg, drv, log)
+	// Secrets persist in their own directory under the state dir, readable
+	// by the daemon's user only (the driver makes it 0700).
+	secrets, err := secret.New(filepath.Join(cfg.StateDir, "secrets"), log)
+	if err != nil {
+		return err
+	}
+	srv := server.New(cfg, drv, log, server.WithSecrets(secrets))
 	if err := srv.Listen(listen); err != nil {
 		return err
 	}

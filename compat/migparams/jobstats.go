@@ -42,6 +42,7 @@ const (
 
 // Job operations (virDomainJobOperation) govirtd reports.
 const (
+	OperationSave         int32 = 2
 	OperationMigrationIn  int32 = 4
 	OperationMigrationOut int32 = 5
 )

@@ -30,6 +30,8 @@ type domain struct {
 	state     libvirt.DomainState
 	reason    int32
 	autostart bool
+	// managedSave: a managed save image exists (managedsave.go).
+	managedSave bool
 
 	proc *process.Process
 	mon  *qmp.Monitor

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"os"
 	"sort"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -155,8 +156,8 @@ func matchesListFlags(dom *domain, f libvirt.ConnectListAllDomainsFlags) bool {
 	if !pair(libvirt.ConnectListDomainsActive, libvirt.ConnectListDomainsInactive, active) ||
 		!pair(libvirt.ConnectListDomainsPersistent, libvirt.ConnectListDomainsTransient, persistent) ||
 		!pair(libvirt.ConnectListDomainsAutostart, libvirt.ConnectListDomainsNoAutostart, autostart) ||
-		// No managed save images and no snapshots exist.
-		!pair(libvirt.ConnectListDomainsManagedsave, libvirt.ConnectListDomainsNoManagedsave, false) ||
+		// No snapshots or checkpoints exist.
+		!pair(libvirt.ConnectListDomainsManagedsave, libvirt.ConnectListDomainsNoManagedsave, dom.managedSave) ||
 		!pair(libvirt.ConnectListDomainsHasSnapshot, libvirt.ConnectListDomainsNoSnapshot, false) ||
 		!pair(libvirt.ConnectListDomainsHasCheckpoint, libvirt.ConnectListDomainsNoCheckpoint, false) {
 		return false
@@ -261,14 +262,26 @@ func (d *Driver) Undefine(ctx context.Context, ref libvirt.Domain, flags uint32)
 	if err != nil {
 		return err
 	}
-	// Managed save, snapshot, NVRAM, checkpoint and TPM flags have nothing
-	// to act on: govirtd keeps none of those.
+	// Snapshot, NVRAM and checkpoint flags have nothing to act on:
+	// govirtd keeps none of those.
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dom.mu.Lock()
 	if !dom.persistent {
 		dom.mu.Unlock()
 		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromDomain, "cannot undefine transient domain")
+	}
+	if dom.managedSave {
+		if flags&uint32(libvirt.DomainUndefineManagedSave) == 0 {
+			dom.mu.Unlock()
+			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "Refusing to undefine while domain managed save image exists")
+		}
+		path := d.store.ManagedSavePath(dom.name)
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			dom.mu.Unlock()
+			return compat.Errorf(libvirt.ErrSystemError, compat.FromQEMU, "Failed to remove managed save file '%s': %v", path, unwrapSyscall(err))
+		}
+		dom.managedSave = false
 	}
 	if err := d.store.RemoveDefinition(dom.name); err != nil {
 		dom.mu.Unlock()

@@ -79,6 +79,7 @@ type completedJob struct {
 
 // Job operations (virDomainJobOperation) for the "operation" statistic.
 const (
+	jobOperationSave         = migparams.OperationSave
 	jobOperationMigrationIn  = migparams.OperationMigrationIn
 	jobOperationMigrationOut = migparams.OperationMigrationOut
 )

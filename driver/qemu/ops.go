@@ -39,13 +39,7 @@ func (d *Driver) Create(ctx context.Context, ref libvirt.Domain, flags uint32) (
 		return libvirt.Domain{}, err
 	}
 	err = withJob(ctx, dom, "remoteDispatchDomainCreate", func() error {
-		dom.mu.Lock()
-		def := dom.def
-		dom.mu.Unlock()
-		if def == nil {
-			return errAlreadyRunning()
-		}
-		return d.start(ctx, dom, def, startOptions{paused: flags&startPaused != 0, reason: libvirt.DomainRunningBooted})
+		return d.bootOrRestore(ctx, dom, flags&startPaused != 0, flags&startForceBoot != 0)
 	})
 	if err != nil {
 		return libvirt.Domain{}, err

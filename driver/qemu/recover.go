@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -45,6 +46,9 @@ func (d *Driver) load(ctx context.Context) error {
 		dom.def = def
 		dom.persistent = true
 		dom.autostart = d.store.Autostart(def.Name)
+		if _, err := os.Stat(d.store.ManagedSavePath(def.Name)); err == nil {
+			dom.managedSave = true
+		}
 		d.add(dom)
 	}
 
@@ -196,7 +200,8 @@ func (d *Driver) autostart(dom *domain) {
 		if def == nil || dom.active() {
 			return nil
 		}
-		return d.start(ctx, dom, def, startOptions{reason: libvirt.DomainRunningBooted})
+		// As libvirt's autostart: from the managed save image if any.
+		return d.bootOrRestore(ctx, dom, false, false)
 	})
 	if err != nil {
 		d.log.Error("autostart failed", "domain", dom.name, "err", err)

@@ -31,10 +31,14 @@ func (d *Driver) Rename(ctx context.Context, ref libvirt.Domain, newName *string
 	renamed := false
 	err = withJob(ctx, dom, "remoteDispatchDomainRename", func() error {
 		dom.mu.Lock()
-		active, persistent, oldName, def := dom.id != -1, dom.persistent, dom.name, dom.def
+		active, persistent, oldName, def, saved := dom.id != -1, dom.persistent, dom.name, dom.def, dom.managedSave
 		dom.mu.Unlock()
 		if active {
 			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot rename active domain")
+		}
+		// The image is named after the domain.
+		if saved {
+			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "domain with a managed saved state can't be renamed")
 		}
 		if !persistent || def == nil {
 			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot rename a transient domain")

@@ -29,6 +29,7 @@ type tunnelDriver struct {
 	driver.NodeQueries
 	driver.DomainEdits
 	driver.DomainStats
+	driver.DomainSaves
 	got      chan []byte
 	failWith error
 }

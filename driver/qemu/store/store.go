@@ -12,6 +12,7 @@
 //	qemu/status/NAME.json     status of running domains, incl. the live XML
 //	qemu/run/domain-ID-NAME/  per-process runtime dirs (monitor socket, key)
 //	qemu/log/NAME.log         QEMU's stdout/stderr, as libvirt's qemu logs
+//	qemu/save/NAME.save       managed save images (virsh managedsave)
 package store
 
 import (
@@ -32,7 +33,7 @@ type Store struct {
 // Open prepares the directories under stateDir.
 func Open(stateDir string) (*Store, error) {
 	s := &Store{root: filepath.Join(stateDir, "qemu")}
-	for _, d := range []string{"domains", "autostart", "status", "run", "log"} {
+	for _, d := range []string{"domains", "autostart", "status", "run", "log", "save"} {
 		if err := os.MkdirAll(filepath.Join(s.root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
@@ -86,6 +87,12 @@ func (s *Store) SwtpmRoot() string { return filepath.Join(s.root, "swtpm") }
 
 // LogDir is where the domains' logs go.
 func (s *Store) LogDir() string { return filepath.Join(s.root, "log") }
+
+// ManagedSavePath is where a domain's managed save image lives (libvirt's
+// /var/lib/libvirt/qemu/save/NAME.save).
+func (s *Store) ManagedSavePath(name string) string {
+	return filepath.Join(s.root, "save", name+".save")
+}
 
 // LogPath returns where a domain's QEMU output goes.
 func (s *Store) LogPath(name string) string { return filepath.Join(s.root, "log", name+".log") }
