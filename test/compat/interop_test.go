@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,12 @@ func moveAndCheck(t *testing.T, from, to, name, serial string, args ...string) {
 	}
 	// The completed job's statistics, where the domain is still known: on
 	// the source if it stays defined there, and on the destination.
-	for _, uri := range []string{from, to} {
+	hosts := []string{from, to}
+	if slices.Contains(args, "--postcopy") {
+		// libvirtd 9.0 keeps no completed job on a post-copy destination.
+		hosts = hosts[:1]
+	}
+	for _, uri := range hosts {
 		if Virsh(t, uri, "dominfo", name).Err != nil {
 			continue
 		}
@@ -134,6 +140,32 @@ func TestInteropLibvirtd(t *testing.T) {
 		moveAndCheck(t, l.URI(), g.URI(), "itc", serial, "--parallel", "--parallel-connections", "3")
 		moveAndCheck(t, g.URI(), l.URI(), "itc", serial, "--parallel", "--p2p")
 		moveAndCheck(t, l.URI(), g.URI(), "itc", serial, "--parallel", "--p2p")
+	})
+	t.Run("postcopy-and-auto-converge", func(t *testing.T) {
+		// A guest that does not converge at --bandwidth 8 gets across by
+		// post-copy (virsh switches after the first pass) in all four
+		// directions and modes; auto-converge, both ways, on a guest that
+		// converges. Each daemon must enable postcopy-ram as the other
+		// expects and hand over the guest at the switch.
+		t.Parallel()
+		g := StartHost(t, HostOptions{Name: "ipc-g"})
+		l := StartLibvirtd(t, "ipc-l")
+		serial := filepath.Join(g.Dir, "ipc.serial")
+		o := nonConverging
+		o.Name, o.Serial = "ipc", serial
+		p := filepath.Join(g.Dir, "ipc.xml")
+		os.WriteFile(p, []byte(GuestXML(t, o)), 0o644)
+		MustVirsh(t, g.URI(), "define", p)
+		MustVirsh(t, g.URI(), "start", "ipc")
+		WaitTicks(t, serial, 2, 90*time.Second)
+		pc := []string{"--postcopy", "--postcopy-after-precopy", "--bandwidth", "8"}
+		moveAndCheck(t, g.URI(), l.URI(), "ipc", serial, pc...)
+		moveAndCheck(t, l.URI(), g.URI(), "ipc", serial, pc...)
+		moveAndCheck(t, g.URI(), l.URI(), "ipc", serial, append([]string{"--p2p"}, pc...)...)
+		moveAndCheck(t, l.URI(), g.URI(), "ipc", serial, append([]string{"--p2p"}, pc...)...)
+		ac := interopGuest(t, g.URI(), "iac", g.Dir, "")
+		moveAndCheck(t, g.URI(), l.URI(), "iac", ac, "--auto-converge")
+		moveAndCheck(t, l.URI(), g.URI(), "iac", ac, "--auto-converge", "--p2p")
 	})
 	t.Run("tls", func(t *testing.T) {
 		// --tls both ways: each daemon sets up QEMU's TLS as the other
