@@ -92,7 +92,15 @@ type JobStats struct {
 	CompressionPages, CompressionCacheMisses uint64
 	CompressionOverflow                      uint64
 	AutoConvergeThrottle                     int32 // percent; omitted when 0
+
+	// ConvergenceGuard is govirtd's own: the convergence guard's
+	// decisions so far, "action: reason" joined by "; " (omitted when
+	// it took none).
+	ConvergenceGuard string
 }
+
+// JobConvergenceGuard names ConvergenceGuard among the statistics.
+const JobConvergenceGuard = "govirtd.convergence_guard"
 
 // TypedParams renders s as libvirt's qemuDomainMigrationJobDataToParams
 // does: same names, order, types (operation and auto_converge_throttle are
@@ -152,6 +160,9 @@ func (s *JobStats) TypedParams() []libvirt.TypedParam {
 	}
 	if s.AutoConvergeThrottle != 0 {
 		l.AddInt(JobAutoConvergeThrottle, s.AutoConvergeThrottle)
+	}
+	if s.ConvergenceGuard != "" {
+		l.AddString(JobConvergenceGuard, s.ConvergenceGuard)
 	}
 	return l.Params()
 }

@@ -37,6 +37,12 @@ const (
 	ParamAutoConvergeIncrement = "auto_converge.increment"
 	ParamParallelConnections   = "parallel.connections"
 	ParamTLSDestination        = "tls.destination"
+	// ParamConvergenceStall is govirtd's own (ULLONG, seconds): the
+	// convergence guard's stall time for this migration, overriding
+	// qemu.conf's migration_convergence_stall; 0 turns the guard off. It
+	// is not forwarded to a peer-to-peer destination (libvirtd would
+	// refuse a parameter it does not know).
+	ParamConvergenceStall = "govirtd.convergence_stall"
 )
 
 // Accepted is libvirt 9.0's QEMU_MIGRATION_PARAMETERS: every parameter the
@@ -64,6 +70,7 @@ var Accepted = map[string]typedparams.Type{
 	ParamBandwidthPostcopy:     typedparams.TypeULLong,
 	ParamParallelConnections:   typedparams.TypeInt,
 	ParamTLSDestination:        typedparams.TypeString,
+	ParamConvergenceStall:      typedparams.TypeULLong,
 	ParamDisksURI:              typedparams.TypeString,
 }
 
@@ -94,6 +101,9 @@ type Params struct {
 	AutoConvergeIncrement  int
 	ParallelConnections    int
 	TLSDestination         string
+	// ConvergenceStall is govirtd.convergence_stall, when given.
+	ConvergenceStall    uint64
+	HasConvergenceStall bool
 
 	HasCompressionMTLevel     bool
 	HasCompressionMTThreads   bool
@@ -157,6 +167,7 @@ func Parse(params []libvirt.TypedParam) (*Params, error) {
 	p.AutoConvergeIncrement, p.HasAutoConvergeIncrement = integer(ParamAutoConvergeIncrement)
 	p.ParallelConnections, p.HasParallelConnections = integer(ParamParallelConnections)
 	p.TLSDestination = str(ParamTLSDestination)
+	p.ConvergenceStall, p.HasConvergenceStall = ull(ParamConvergenceStall)
 	if firstErr != nil {
 		return nil, firstErr
 	}

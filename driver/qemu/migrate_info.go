@@ -87,7 +87,7 @@ func (d *Driver) GetJobStats(ctx context.Context, ref libvirt.Domain, flags uint
 	if !ok {
 		info = qmp.MigrationInfo{}
 	}
-	return jobUnbounded, withDisks(jobStatsFromQEMU(op, info, time.Since(m.job.Started)), m).TypedParams(), nil
+	return jobUnbounded, withGuard(withDisks(jobStatsFromQEMU(op, info, time.Since(m.job.Started)), m), m).TypedParams(), nil
 }
 
 // AbortJob implements driver.Migration: an outgoing migration in QEMU is

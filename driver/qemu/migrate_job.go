@@ -12,6 +12,7 @@ import (
 	"github.com/govirtd/govirtd/compat/migcookie"
 	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver"
+	"github.com/govirtd/govirtd/driver/qemu/convergence"
 	"github.com/govirtd/govirtd/driver/qemu/migration"
 	"github.com/govirtd/govirtd/driver/qemu/qmp"
 )
@@ -37,7 +38,11 @@ type migState struct {
 	// closed and replaced at each change.
 	qemuStatus    string
 	statusChanged chan struct{}
-	savedParams   *qmp.MigrationParameters
+	// guard is the convergence guard watching this outgoing migration
+	// (off unless configured); guardAbort is set when it cancelled it.
+	guard       *convergence.Guard
+	guardAbort  *convergence.Decision
+	savedParams *qmp.MigrationParameters
 	// stats are the final QEMU statistics (source, after Perform).
 	stats *migparams.JobStats
 	// tunnel carries the data of a tunnelled migration (source, p2p).

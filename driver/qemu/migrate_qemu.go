@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -12,6 +13,7 @@ import (
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/compat/migparams"
 	"github.com/govirtd/govirtd/driver"
+	"github.com/govirtd/govirtd/driver/qemu/convergence"
 	"github.com/govirtd/govirtd/driver/qemu/migration"
 	"github.com/govirtd/govirtd/driver/qemu/qmp"
 )
@@ -41,6 +43,83 @@ type sourceRun struct {
 	// tlsHostname is the name the destination's certificate must carry,
 	// for a --tls migration ("" without TLS).
 	tlsHostname string
+	// guard is the convergence guard (nil or disabled: libvirt's
+	// behaviour).
+	guard *convergence.Guard
+}
+
+// newGuard makes the convergence guard of an outgoing migration: the
+// policy of qemu.conf's migration_convergence_* keys, the stall time
+// overridable by the govirtd.convergence_stall parameter; the actions this
+// migration can take follow from its flags.
+func (d *Driver) newGuard(p *migparams.Params, flags migparams.Flags) *convergence.Guard {
+	stall := d.qconf.ConvergenceStall
+	if p.HasConvergenceStall {
+		stall = time.Duration(p.ConvergenceStall) * time.Second
+	}
+	return convergence.New(convergence.Policy{Stall: stall, Actions: d.qconf.ConvergenceActions}, map[convergence.Action]bool{
+		convergence.Throttle: flags&migparams.AutoConverge != 0,
+		convergence.Postcopy: flags&migparams.Postcopy != 0,
+		convergence.Abort:    true,
+	})
+}
+
+// guardDecisions renders a guard's decisions for the job statistics.
+func guardDecisions(g *convergence.Guard) string {
+	if g == nil {
+		return ""
+	}
+	var parts []string
+	for _, d := range g.Decisions() {
+		parts = append(parts, string(d.Action)+": "+d.Reason)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// withGuard adds the convergence guard's decisions to job statistics.
+func withGuard(st *migparams.JobStats, m *migState) *migparams.JobStats {
+	if m != nil {
+		st.ConvergenceGuard = guardDecisions(m.guard)
+	}
+	return st
+}
+
+// checkConvergence gives the guard a sample of the migration's progress
+// and carries out what it decides. Each decision is logged and kept in
+// the job statistics; an abort is reported by the cancellation it causes.
+func (d *Driver) checkConvergence(ctx context.Context, dom *domain, mon *qmp.Monitor, g *convergence.Guard) {
+	info, err := mon.QueryMigrate(ctx)
+	if err != nil || info.RAM == nil || info.Status != qmp.MigrationStatusActive {
+		return
+	}
+	r := info.RAM
+	dec, ok := g.Observe(convergence.Sample{
+		At: time.Now(), Remaining: uint64(r.Remaining), Iteration: uint64(r.DirtySyncCount),
+		DirtyRate: uint64(r.DirtyPagesRate) * uint64(r.PageSize), Bandwidth: uint64(r.MBps * 1e6 / 8),
+	})
+	if !ok {
+		return
+	}
+	d.log.Warn("convergence guard", "domain", dom.name, "action", string(dec.Action), "reason", dec.Reason)
+	switch dec.Action {
+	case convergence.Throttle:
+		// A higher start and step: QEMU raises the throttle by the step
+		// at each pass that still does not converge.
+		initial, increment := int64(50), int64(30)
+		err = mon.MigrateSetParameters(ctx, qmp.MigrationParameters{CPUThrottleInitial: &initial, CPUThrottleIncrement: &increment})
+	case convergence.Postcopy:
+		err = mon.MigrateStartPostcopy(ctx)
+	case convergence.Abort:
+		dom.mu.Lock()
+		if dom.mig != nil {
+			dom.mig.guardAbort = &dec
+		}
+		dom.mu.Unlock()
+		err = mon.MigrateCancel(ctx)
+	}
+	if err != nil {
+		d.log.Error("convergence guard action failed", "domain", dom.name, "action", string(dec.Action), "err", err)
+	}
 }
 
 // migrationTLSAlias is the id of a --tls migration's credentials object
@@ -115,6 +194,15 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 	} else if qemuURI, err = connectMigrationStream(ctx, mon, uri); err != nil {
 		return qmp.MigrationInfo{}, err
 	}
+	var guardTick <-chan time.Time
+	if r.guard.Enabled() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		guardTick = t.C
+		if sk := r.guard.Skipped(); len(sk) > 0 {
+			d.log.Info("convergence guard: actions this migration cannot take are passed over", "domain", dom.name, "skipped", fmt.Sprint(sk))
+		}
+	}
 	started := time.Now()
 	if err := mon.Migrate(ctx, qemuURI); err != nil {
 		return qmp.MigrationInfo{}, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: %v", err)
@@ -178,9 +266,27 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 					}
 					return info, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: %s", desc)
 				case qmp.MigrationStatusCancelled:
+					dom.mu.Lock()
+					var abort *convergence.Decision
+					if dom.mig != nil {
+						abort = dom.mig.guardAbort
+					}
+					dom.mu.Unlock()
+					if abort != nil {
+						// The decision is an event too: the job ends here,
+						// and job-completed carries its statistics and the
+						// guard's reason (govirtd.convergence_guard).
+						info, _ := mon.QueryMigrate(ctx)
+						st := jobStatsFromQEMU(jobOperationMigrationOut, info, time.Since(started))
+						st.ConvergenceGuard = guardDecisions(r.guard)
+						d.emit(driver.Event{ID: libvirt.DomainEventIDJobCompleted, Dom: dom.ref(), Params: st.TypedParams()})
+						return qmp.MigrationInfo{}, compat.Errorf(libvirt.ErrOperationAborted, compat.FromQEMU, "migration out job: aborted by govirtd's convergence guard: %s", abort.Reason)
+					}
 					return qmp.MigrationInfo{}, errMigrationAborted()
 				}
 			}
+		case <-guardTick:
+			d.checkConvergence(ctx, dom, mon, r.guard)
 		case <-ctx.Done():
 			mon.MigrateCancel(context.Background())
 			return qmp.MigrationInfo{}, ctx.Err()

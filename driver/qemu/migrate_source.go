@@ -236,7 +236,8 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 	if err != nil {
 		return fail(err)
 	}
-	run := sourceRun{bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime, tunnelled: m.tunnel != nil, tuning: tuning}
+	m.guard = d.newGuard(m.params, migparams.Flags(flags))
+	run := sourceRun{guard: m.guard, bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime, tunnelled: m.tunnel != nil, tuning: tuning}
 	if migparams.Flags(flags)&migparams.TLS != 0 {
 		// The destination's certificate must name the host the stream
 		// goes to, as libvirt sets tls-hostname.
@@ -281,7 +282,7 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 	if err != nil {
 		return fail(err)
 	}
-	stats := withDisks(jobStatsFromQEMU(jobOperationMigrationOut, info, time.Since(m.job.Started)), m)
+	stats := withGuard(withDisks(jobStatsFromQEMU(jobOperationMigrationOut, info, time.Since(m.job.Started)), m), m)
 	m.stats = stats
 	if err := d.advance(dom, m, migration.Perform3Done); err != nil {
 		return fail(err)
@@ -423,7 +424,7 @@ func (d *Driver) confirmPostcopy(dom *domain, m *migState, flags uint32, cancell
 		return err
 	}
 	if info, qerr := finalMigrationInfo(ctx, mon); qerr == nil {
-		m.stats = withDisks(jobStatsFromQEMU(jobOperationMigrationOut, info, time.Since(m.job.Started)), m)
+		m.stats = withGuard(withDisks(jobStatsFromQEMU(jobOperationMigrationOut, info, time.Since(m.job.Started)), m), m)
 	}
 	if cancelled {
 		// QEMU sent everything, but the destination's Finish failed

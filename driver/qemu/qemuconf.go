@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/govirtd/govirtd/compat/virconf"
+	"github.com/govirtd/govirtd/driver/qemu/convergence"
 )
 
 // qemuConf is the part of qemu.conf the driver reads (libvirt's keys and
@@ -36,6 +38,12 @@ type qemuConf struct {
 	// MigrateTLSForce refuses migrations without --tls
 	// (migrate_tls_force).
 	MigrateTLSForce bool
+	// ConvergenceStall and ConvergenceActions are govirtd's own keys
+	// (migration_convergence_stall in seconds, 0 = off, the default;
+	// migration_convergence_actions, a list of "throttle", "postcopy",
+	// "abort"): the convergence guard's policy for outgoing migrations.
+	ConvergenceStall   time.Duration
+	ConvergenceActions []convergence.Action
 }
 
 func defaultQemuConf() qemuConf {
@@ -111,6 +119,31 @@ func loadQemuConf(path string) (qemuConf, error) {
 		if err != nil {
 			return c, err
 		}
+	}
+	if e, ok := f.Lookup("migration_convergence_stall"); ok {
+		if e.Value.Kind != virconf.Int || e.Value.Int < 0 || e.Value.Int > 86400 {
+			return c, fmt.Errorf("%s line %d: migration_convergence_stall: expected seconds (0 to 86400)", path, e.Line)
+		}
+		c.ConvergenceStall = time.Duration(e.Value.Int) * time.Second
+	}
+	if e, ok := f.Lookup("migration_convergence_actions"); ok {
+		var names []string
+		if e.Value.Kind == virconf.List {
+			for _, v := range e.Value.List {
+				if v.Kind != virconf.String {
+					return c, fmt.Errorf("%s line %d: migration_convergence_actions: expected a list of strings", path, e.Line)
+				}
+				names = append(names, v.Str)
+			}
+		}
+		if e.Value.Kind != virconf.List || len(names) == 0 {
+			return c, fmt.Errorf("%s line %d: migration_convergence_actions: expected a list of strings", path, e.Line)
+		}
+		acts, err := convergence.ParseActions(names)
+		if err != nil {
+			return c, fmt.Errorf("%s line %d: migration_convergence_actions: %w", path, e.Line, err)
+		}
+		c.ConvergenceActions = acts
 	}
 	// qemu.conf: the display range starts at 5900 at the lowest, since
 	// VNC numbers displays from there.
