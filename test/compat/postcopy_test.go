@@ -236,3 +236,27 @@ func TestMigratePostcopyRecovery(t *testing.T) {
 		t.Fatalf("destination after the recovery: %q", st)
 	}
 }
+
+// TestNonConvergingFinishesWithAutoConverge: the guest that pre-copy
+// cannot get across at --bandwidth 8 (TestMigratePostcopy shows it)
+// finishes with --auto-converge (started high, so the test is short),
+// every page intact.
+//
+// Measured here and left out: --compressed (xbzrle) does not get this
+// guest across in 4 minutes — it rewrites every word of the pages it
+// dirties, so the deltas are as large as the pages; --parallel did not
+// finish in 4 minutes as the first move, and once (after another move)
+// finished in 13 s but left the guest hung on the destination: QEMU 7.2's
+// multifd under TCG with a guest dirtying this fast is not trusted here.
+func TestNonConvergingFinishesWithAutoConverge(t *testing.T) {
+	t.Parallel()
+	a, b, serial := twoHosts(t, "tu", nonConverging)
+	before, _ := LastTick(serial)
+	start := time.Now()
+	if r := run(t, 4*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "--bandwidth", "8",
+		"--auto-converge", "--auto-converge-initial", "90", "--auto-converge-increment", "5", "tu", b.URI()); r.Err != nil {
+		t.Fatal(r)
+	}
+	t.Logf("auto-converge: %s", time.Since(start).Round(time.Second))
+	checkMoved(t, a, b, "tu", serial, before)
+}
