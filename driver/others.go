@@ -4,10 +4,6 @@ package driver
 // src/storage: implemented by driver/storage.
 type Storage interface{}
 
-// Networks is the virtual network driver, as libvirt's src/network:
-// implemented by driver/network.
-type Networks interface{}
-
 // Secrets is the secret driver, as libvirt's src/secret: implemented by
 // driver/secret.
 type Secrets interface{}

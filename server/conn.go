@@ -65,7 +65,9 @@ type Conn struct {
 	streamsClosed bool        // the connection is closing: no new streams
 
 	events eventRegistry
-	eventQ chan queuedEvent
+	// netEvents are its network event callbacks (handlers_network_events.go).
+	netEvents netEventRegistry
+	eventQ    chan queuedEvent
 
 	closeOnce sync.Once
 }

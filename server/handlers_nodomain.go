@@ -17,6 +17,8 @@ import (
 func registerEmptyDriverHandlers(t *Table, s *Server) {
 	if s.networks == nil {
 		registerEmptyNetworkHandlers(t)
+	} else {
+		registerNetworkHandlers(t, s.networks)
 	}
 	if s.storage == nil {
 		registerEmptyStorageHandlers(t)

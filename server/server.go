@@ -71,6 +71,9 @@ func New(cfg *config.Config, drv driver.Driver, log *slog.Logger, opts ...Option
 	s.qemuTable = NewTable()
 	registerQEMUHandlers(QEMUTable{s.qemuTable}, s)
 	drv.SetEventSink(s.deliverEvent)
+	if s.networks != nil {
+		s.networks.SetNetworkEventSink(s.deliverNetworkEvent)
+	}
 	return s
 }
 

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govirtd/govirtd/driver/network"
 	"github.com/govirtd/govirtd/driver/qemu"
 	"github.com/govirtd/govirtd/server"
 	"github.com/govirtd/govirtd/server/config"
@@ -110,6 +111,19 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The network driver first: autostarted networks are up before
+	// domains that use them come back.
+	netCtx, netCancel := context.WithTimeout(ctx, 60*time.Second)
+	nets, err := network.New(netCtx, network.Options{
+		StateDir:      cfg.StateDir,
+		Log:           log,
+		SysctlDir:     "/proc/sys",
+		DefineDefault: cfg.NetworkDefault,
+	})
+	netCancel()
+	if err != nil {
+		return err
+	}
 	probeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	drv, err := qemu.New(probeCtx, qemu.Options{
 		HostUUID:       hostUUID,
@@ -120,6 +134,7 @@ func run(args []string) error {
 		SelfURI:        selfURI(cfg, listen, hostname),
 		ListenAddr:     cfg.ListenAddr,
 		FaultInjection: cfg.FaultInjection,
+		Networks:       nets,
 	})
 	cancel()
 	if err != nil {
@@ -128,7 +143,7 @@ func run(args []string) error {
 	// Running domains keep running when the daemon stops, as with
 	// libvirtd: the next start finds them again.
 	defer drv.Close()
-	srv := server.New(cfg, drv, log)
+	srv := server.New(cfg, drv, log, server.WithNetworks(nets))
 	if err := srv.Listen(listen); err != nil {
 		return err
 	}

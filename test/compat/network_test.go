@@ -1,0 +1,310 @@
+package compat_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
+)
+
+// In a host's own network namespace (HostOptions.NetNS): what ip and
+// iptables-save see there, and which processes run there.
+
+func nsIP(t *testing.T, h *Host, args ...string) Result {
+	t.Helper()
+	return run(t, 10*time.Second, "ip", append([]string{"-n", h.NetNS}, args...)...)
+}
+
+func nsIptablesSave(t *testing.T, h *Host) string {
+	t.Helper()
+	r := run(t, 10*time.Second, "ip", "netns", "exec", h.NetNS, deps.Command(t, "iptables")+"-save")
+	if r.Err != nil {
+		t.Fatalf("iptables-save in %s: %s", h.NetNS, r)
+	}
+	return r.Stdout
+}
+
+// nsProcs returns the command lines of the processes in the namespace.
+func nsProcs(t *testing.T, h *Host) []string {
+	t.Helper()
+	out, err := exec.Command(deps.Command(t, "ip"), "netns", "pids", h.NetNS).Output()
+	if err != nil {
+		t.Fatalf("ip netns pids: %v", err)
+	}
+	var cmds []string
+	for _, p := range strings.Fields(string(out)) {
+		if _, err := strconv.Atoi(p); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + p + "/cmdline")
+		if err == nil {
+			cmds = append(cmds, strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " "))
+		}
+	}
+	return cmds
+}
+
+func dnsmasqRunning(t *testing.T, h *Host, network string) bool {
+	conf := "--conf-file=" + filepath.Join(h.Dir, "state", "dnsmasq", network+".conf")
+	for _, c := range nsProcs(t, h) {
+		if strings.Contains(c, "dnsmasq") && strings.Contains(c, conf) {
+			return true
+		}
+	}
+	return false
+}
+
+func requireNetworkTools(t *testing.T) {
+	t.Helper()
+	deps.Require(t, "virsh", "ip", "iptables", "/usr/sbin/dnsmasq")
+}
+
+const n1XML = `<network>
+  <name>n1</name>
+  <forward mode='nat'/>
+  <ip address='10.99.0.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='10.99.0.2' end='10.99.0.254'/>
+      <host mac='52:54:00:00:00:05' name='h5' ip='10.99.0.5'/>
+    </dhcp>
+  </ip>
+</network>
+`
+
+// TestNetworkDefaultAndLifecycle: the default network libvirt's package
+// defines is there and running on a fresh host; a nat network goes
+// through define, start, destroy and undefine with real virsh, and each
+// step shows on the namespace's devices, firewall and processes.
+func TestNetworkDefaultAndLifecycle(t *testing.T) {
+	requireNetworkTools(t)
+	h := StartHost(t, HostOptions{NetNS: true})
+	uri := h.UnixURI()
+
+	if got := lines(MustVirsh(t, uri, "net-list", "--all")); len(got) != 1 || strings.Join(strings.Fields(got[0]), " ") != "default active yes yes" {
+		t.Fatalf("net-list --all on a fresh host: %q", got)
+	}
+	info := MustVirsh(t, uri, "net-info", "default")
+	for _, want := range []string{"Active:         yes", "Persistent:     yes", "Autostart:      yes", "Bridge:         virbr0"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("net-info default lacks %q:\n%s", want, info)
+		}
+	}
+	if r := nsIP(t, h, "-4", "addr", "show", "dev", "virbr0"); r.Err != nil || !strings.Contains(r.Stdout, "inet 192.168.122.1/24 brd 192.168.122.255") {
+		t.Errorf("virbr0 in the namespace: %s", r)
+	}
+	if !dnsmasqRunning(t, h, "default") {
+		t.Errorf("no dnsmasq for the default network: %q", nsProcs(t, h))
+	}
+	conf := readFile(t, filepath.Join(h.Dir, "state", "dnsmasq", "default.conf"))
+	for _, want := range []string{"\ninterface=virbr0\n", "\ndhcp-range=192.168.122.2,192.168.122.254,255.255.255.0\n", "\ndhcp-lease-max=253\n", "\nbind-dynamic\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("default.conf lacks %q:\n%s", want, conf)
+		}
+	}
+
+	// A nat network of our own.
+	xmlPath := filepath.Join(h.Dir, "n1.xml")
+	os.WriteFile(xmlPath, []byte(n1XML), 0o644)
+	MustVirsh(t, uri, "net-define", xmlPath)
+	inactive := MustVirsh(t, uri, "net-dumpxml", "--inactive", "n1")
+	for _, want := range []string{"<forward mode='nat'/>", "<bridge name='virbr1' stp='on' delay='0'/>", "<mac address='52:54:00:", "<uuid>"} {
+		if !strings.Contains(inactive, want) {
+			t.Errorf("net-dumpxml --inactive lacks %q:\n%s", want, inactive)
+		}
+	}
+	if got := strings.Fields(lines(MustVirsh(t, uri, "net-list", "--inactive"))[0]); strings.Join(got, " ") != "n1 inactive no yes" {
+		t.Errorf("net-list --inactive: %q", got)
+	}
+	MustVirsh(t, uri, "net-start", "n1")
+	live := MustVirsh(t, uri, "net-dumpxml", "n1")
+	if !strings.Contains(live, "<port start='1024' end='65535'/>") {
+		t.Errorf("live XML lacks the NAT port range:\n%s", live)
+	}
+	if r := nsIP(t, h, "-4", "addr", "show", "dev", "virbr1"); r.Err != nil || !strings.Contains(r.Stdout, "inet 10.99.0.1/24") {
+		t.Errorf("virbr1: %s", r)
+	}
+	rules := nsIptablesSave(t, h)
+	for _, want := range []string{
+		"-A GOVIRTD_PRT -s 10.99.0.0/24 ! -d 10.99.0.0/24 -p tcp -j MASQUERADE --to-ports 1024-65535",
+		"-A GOVIRTD_PRT -s 10.99.0.0/24 ! -d 10.99.0.0/24 -j MASQUERADE",
+		"-A GOVIRTD_FWO -s 10.99.0.0/24 -i virbr1 -j ACCEPT",
+		"-A GOVIRTD_FWI -o virbr1 -j REJECT --reject-with icmp-port-unreachable",
+		"-A GOVIRTD_INP -i virbr1 -p udp -m udp --dport 67 -j ACCEPT",
+		"-A POSTROUTING -j GOVIRTD_PRT",
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("iptables lacks %q:\n%s", want, rules)
+		}
+	}
+	if !dnsmasqRunning(t, h, "n1") {
+		t.Errorf("no dnsmasq for n1: %q", nsProcs(t, h))
+	}
+	if hosts := readFile(t, filepath.Join(h.Dir, "state", "dnsmasq", "n1.hostsfile")); hosts != "52:54:00:00:00:05,10.99.0.5,h5\n" {
+		t.Errorf("n1.hostsfile %q", hosts)
+	}
+	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); len(b) == 0 {
+		t.Log("host ip_forward unreadable")
+	}
+	MustVirsh(t, uri, "net-autostart", "n1")
+	if got := strings.Join(strings.Fields(lines(MustVirsh(t, uri, "net-list"))[1]), " "); got != "n1 active yes yes" {
+		t.Errorf("net-list after net-autostart: %q", got)
+	}
+
+	// Destroy removes exactly n1's bridge, rules and dnsmasq.
+	MustVirsh(t, uri, "net-destroy", "n1")
+	if r := nsIP(t, h, "link", "show", "dev", "virbr1"); r.Err == nil {
+		t.Errorf("virbr1 still exists after net-destroy: %s", r)
+	}
+	after := nsIptablesSave(t, h)
+	if strings.Contains(after, "10.99.0.0/24") || strings.Contains(after, "virbr1") {
+		t.Errorf("n1's rules left after net-destroy:\n%s", after)
+	}
+	if !strings.Contains(after, "-A GOVIRTD_PRT -s 192.168.122.0/24 ! -d 192.168.122.0/24 -j MASQUERADE") {
+		t.Errorf("the default network's rules went too:\n%s", after)
+	}
+	if dnsmasqRunning(t, h, "n1") {
+		t.Error("n1's dnsmasq still runs after net-destroy")
+	}
+	r := Virsh(t, uri, "net-destroy", "n1")
+	if r.Err == nil || !strings.Contains(r.Stderr, "Requested operation is not valid: network 'n1' is not active") {
+		t.Errorf("second net-destroy: %s", r)
+	}
+	MustVirsh(t, uri, "net-undefine", "n1")
+	r = Virsh(t, uri, "net-info", "n1")
+	if r.Err == nil || !strings.Contains(r.Stderr, "Network not found: no network with matching name 'n1'") {
+		t.Errorf("net-info after undefine: %s", r)
+	}
+
+	// A transient, isolated network: net-create, then gone at destroy.
+	iso := filepath.Join(h.Dir, "iso.xml")
+	os.WriteFile(iso, []byte("<network><name>iso</name><ip address='10.98.0.1' prefix='24'/></network>"), 0o644)
+	MustVirsh(t, uri, "net-create", iso)
+	if got := strings.Join(strings.Fields(lines(MustVirsh(t, uri, "net-list", "--transient"))[0]), " "); got != "iso active no no" {
+		t.Errorf("net-list --transient: %q", got)
+	}
+	isoRules := nsIptablesSave(t, h)
+	if !strings.Contains(isoRules, "-A GOVIRTD_FWO -i virbr1 -j REJECT") || strings.Contains(isoRules, "10.98.0.0/24 ! -d") {
+		t.Errorf("isolated network rules:\n%s", isoRules)
+	}
+	MustVirsh(t, uri, "net-destroy", "iso")
+	if got := lines(MustVirsh(t, uri, "net-list", "--all", "--name")); strings.Join(got, ",") != "default" {
+		t.Errorf("networks after destroying the transient one: %q", got)
+	}
+
+	// The default network survives a daemon restart running, with its
+	// dnsmasq.
+	h.Restart()
+	if got := strings.Join(strings.Fields(lines(MustVirsh(t, uri, "net-list"))[0]), " "); got != "default active yes yes" {
+		t.Errorf("net-list after restart: %q", got)
+	}
+	if !dnsmasqRunning(t, h, "default") {
+		t.Error("no dnsmasq for default after restart")
+	}
+}
+
+// TestNetworkReadOnly: the read-only socket answers queries and refuses
+// every change.
+func TestNetworkReadOnly(t *testing.T) {
+	requireNetworkTools(t)
+	h := StartHost(t, HostOptions{NetNS: true})
+	ro := h.ROURI()
+	if out := MustVirsh(t, ro, "net-dumpxml", "default"); !strings.Contains(out, "<name>default</name>") {
+		t.Errorf("read-only net-dumpxml: %s", out)
+	}
+	MustVirsh(t, ro, "net-list", "--all")
+	xmlPath := filepath.Join(h.Dir, "n1.xml")
+	os.WriteFile(xmlPath, []byte(n1XML), 0o644)
+	for _, args := range [][]string{
+		{"net-define", xmlPath}, {"net-create", xmlPath}, {"net-destroy", "default"},
+		{"net-undefine", "default"}, {"net-autostart", "--disable", "default"}, {"net-start", "default"},
+	} {
+		r := Virsh(t, ro, args...)
+		if r.Err == nil || !strings.Contains(r.Stderr, "operation forbidden: read only access prevents") {
+			t.Errorf("read-only virsh %s: %s", strings.Join(args, " "), r)
+		}
+	}
+	if got := lines(MustVirsh(t, h.UnixURI(), "net-list", "--name")); strings.Join(got, ",") != "default" {
+		t.Errorf("networks after the refused changes: %q", got)
+	}
+}
+
+// TestNetworkGuestNICs: a test guest with NICs of type network (the
+// default network), bridge (a host bridge made for the test) and
+// ethernet starts; each tap is where libvirt puts it, the live XML names
+// it, its counters are readable, and the taps go when the guest stops.
+func TestNetworkGuestNICs(t *testing.T) {
+	requireNetworkTools(t)
+	h := StartHost(t, HostOptions{NetNS: true})
+	uri := h.UnixURI()
+	if r := nsIP(t, h, "link", "add", "gvbr0", "type", "bridge"); r.Err != nil {
+		t.Fatalf("create a host bridge: %s", r)
+	}
+	serial := filepath.Join(h.Dir, "nic.log")
+	x := GuestXML(t, GuestOptions{Name: "nic", Serial: serial})
+	x = strings.Replace(x, "  <devices>\n", `  <devices>
+    <interface type='network'><source network='default'/><model type='virtio'/></interface>
+    <interface type='bridge'><source bridge='gvbr0'/><model type='e1000'/></interface>
+    <interface type='ethernet'><target dev='gvtap0'/><model type='virtio'/></interface>
+`, 1)
+	path := filepath.Join(h.Dir, "nic.xml")
+	os.WriteFile(path, []byte(x), 0o644)
+	MustVirsh(t, uri, "define", path)
+	inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "nic")
+	if strings.Contains(inactive, "vnet") || !strings.Contains(inactive, "<source network='default'/>") {
+		t.Errorf("inactive XML:\n%s", inactive)
+	}
+	MustVirsh(t, uri, "start", "nic")
+	t.Cleanup(func() { Virsh(t, uri, "destroy", "nic") })
+	live := dumpLive(t, uri, "nic")
+	_ = live
+	liveXML := MustVirsh(t, uri, "dumpxml", "nic")
+	for _, want := range []string{
+		"<source network='default' bridge='virbr0'/>\n      <target dev='vnet0'/>",
+		"<source bridge='gvbr0'/>\n      <target dev='vnet1'/>",
+		"<target dev='gvtap0'/>",
+	} {
+		if !strings.Contains(liveXML, want) {
+			t.Errorf("live XML lacks %q:\n%s", want, liveXML)
+		}
+	}
+	if r := nsIP(t, h, "link", "show", "master", "virbr0"); r.Err != nil || !strings.Contains(r.Stdout, "vnet0:") {
+		t.Errorf("vnet0 not on virbr0: %s", r)
+	}
+	if r := nsIP(t, h, "link", "show", "master", "gvbr0"); r.Err != nil || !strings.Contains(r.Stdout, "vnet1:") {
+		t.Errorf("vnet1 not on gvbr0: %s", r)
+	}
+	if r := nsIP(t, h, "-d", "link", "show", "dev", "vnet0"); r.Err != nil || !strings.Contains(r.Stdout, "tun type tap") || !strings.Contains(r.Stdout, "link/ether fe:54:00:") {
+		t.Errorf("vnet0 is not libvirt's tap: %s", r)
+	}
+	if r := nsIP(t, h, "link", "show", "dev", "gvtap0"); r.Err != nil || !strings.Contains(r.Stdout, "state UNKNOWN") && !strings.Contains(r.Stdout, ",UP") {
+		t.Errorf("gvtap0: %s", r)
+	}
+	WaitTicks(t, serial, 1, 90*time.Second)
+	st := MustVirsh(t, uri, "domifstat", "nic", "vnet0")
+	if !strings.Contains(st, "vnet0 rx_bytes") || !strings.Contains(st, "vnet0 tx_drop") {
+		t.Errorf("domifstat: %s", st)
+	}
+	stats := MustVirsh(t, uri, "domstats", "--interface", "nic")
+	for _, want := range []string{"net.count=3", "net.0.name=vnet0", "net.1.name=vnet1", "net.2.name=gvtap0", "net.0.rx.bytes="} {
+		if !strings.Contains(stats, want) {
+			t.Errorf("domstats lacks %s:\n%s", want, stats)
+		}
+	}
+	// A NIC of a network that is not running cannot start.
+	MustVirsh(t, uri, "destroy", "nic")
+	for _, dev := range []string{"vnet0", "vnet1", "gvtap0"} {
+		if r := nsIP(t, h, "link", "show", "dev", dev); r.Err == nil {
+			t.Errorf("%s left after the guest stopped: %s", dev, r)
+		}
+	}
+	MustVirsh(t, uri, "net-destroy", "default")
+	r := Virsh(t, uri, "start", "nic")
+	if r.Err == nil || !strings.Contains(r.Stderr, "Requested operation is not valid: network 'default' is not active") {
+		t.Errorf("start with the network down: %s", r)
+	}
+}
