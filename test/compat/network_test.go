@@ -308,3 +308,74 @@ func TestNetworkGuestNICs(t *testing.T) {
 		t.Errorf("start with the network down: %s", r)
 	}
 }
+
+// TestVirtInstallNetworkDefault: virt-install with its default NIC (no
+// --network: it picks the libvirt network 'default', writing <interface
+// type='network'><source network='default'/>) installs a guest that runs
+// with its tap on virbr0.
+func TestVirtInstallNetworkDefault(t *testing.T) {
+	requireNetworkTools(t)
+	deps.Require(t, "virt-install")
+	kernel, initrd := testGuest(t)
+	h := StartHost(t, HostOptions{NetNS: true})
+	uri := h.UnixURI()
+	args := "console=ttyS0 quiet cryptomgr.notests pti=on tick_ms=200"
+	r := run(t, 2*time.Minute, "virt-install", "--connect", uri,
+		"--import", "--name", "vi-net", "--virt-type", "qemu", "--memory", "128", "--vcpus", "1",
+		"--disk", "none", "--osinfo", "detect=on,require=off", "--graphics", "none",
+		"--boot", "kernel="+kernel+",initrd="+initrd+",kernel_args="+args,
+		"--noautoconsole")
+	if r.Err != nil {
+		t.Fatalf("virt-install: %s", r)
+	}
+	t.Cleanup(func() { Virsh(t, uri, "destroy", "vi-net") })
+	inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "vi-net")
+	if !strings.Contains(inactive, "<interface type='network'>") || !strings.Contains(inactive, "<source network='default'/>") {
+		t.Fatalf("virt-install did not use the default network:\n%s", inactive)
+	}
+	liveXML := MustVirsh(t, uri, "dumpxml", "vi-net")
+	if !strings.Contains(liveXML, "<source network='default' bridge='virbr0'/>") || !strings.Contains(liveXML, "<target dev='vnet0'/>") {
+		t.Errorf("live interface:\n%s", liveXML)
+	}
+	if r := nsIP(t, h, "link", "show", "master", "virbr0"); r.Err != nil || !strings.Contains(r.Stdout, "vnet0:") {
+		t.Errorf("vnet0 not on virbr0: %s", r)
+	}
+	live := dumpLive(t, uri, "vi-net")
+	ptyTicks(t, live.Devices.Consoles[0].TTY, 2, 90*time.Second)
+}
+
+// TestNetworkEvents: python-libvirt's network lifecycle callback sees a
+// network defined, started, stopped and undefined, in that order.
+func TestNetworkEvents(t *testing.T) {
+	requireNetworkTools(t)
+	h := StartHost(t, HostOptions{NetNS: true})
+	script := `
+import sys, threading, time, libvirt
+libvirt.virEventRegisterDefaultImpl()
+def loop():
+    while True:
+        libvirt.virEventRunDefaultImpl()
+threading.Thread(target=loop, daemon=True).start()
+c = libvirt.open(sys.argv[1])
+seen = []
+def cb(conn, net, event, detail, opaque):
+    seen.append("%s:%d:%d" % (net.name(), event, detail))
+c.networkEventRegisterAny(None, libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, cb, None)
+n = c.networkDefineXML("<network><name>ev</name><ip address='10.97.0.1' prefix='24'/></network>")
+n.create()
+n.destroy()
+n.undefine()
+deadline = time.time() + 10
+while len(seen) < 4 and time.time() < deadline:
+    time.sleep(0.05)
+print(" ".join(seen))
+`
+	r := Python(t, script, h.UnixURI())
+	if r.Err != nil {
+		t.Fatalf("python: %s", r)
+	}
+	// VIR_NETWORK_EVENT_DEFINED, STARTED, STOPPED, UNDEFINED.
+	if got := strings.TrimSpace(r.Stdout); got != "ev:0:0 ev:2:0 ev:3:0 ev:1:0" {
+		t.Errorf("events %q", got)
+	}
+}
