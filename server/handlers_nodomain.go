@@ -19,6 +19,7 @@ func registerEmptyDriverHandlers(t *Table, s *Server) {
 		registerEmptyNetworkHandlers(t)
 	} else {
 		registerNetworkHandlers(t, s.networks)
+		registerDomainLeaseHandlers(t, s.drv, s.networks)
 	}
 	if s.storage == nil {
 		registerEmptyStorageHandlers(t)

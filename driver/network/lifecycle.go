@@ -90,11 +90,6 @@ func (d *Driver) startVirtual(ctx context.Context, def *libvirtxml.Network) (err
 		return compat.Errorf(libvirt.ErrSystemError, compat.FromNetwork, "Unable to create bridge %s: %v", br, err)
 	}
 	undo = append(undo, func() { ip("link", "del", "dev", br) })
-	if def.Bridge.STP == "on" {
-		// The kernel refuses a forward delay below 2 s with STP on;
-		// libvirt ignores that too.
-		ip("link", "set", "dev", br, "type", "bridge", "forward_delay", delayCentis(def))
-	}
 	for _, a := range addrArgs(def) {
 		if err := ip(a...); err != nil {
 			return fmt.Errorf("set address of bridge %s: %w", br, err)
@@ -131,7 +126,10 @@ func bridgeAddArgs(def *libvirtxml.Network) []string {
 	if def.Bridge.STP == "on" {
 		stp = "1"
 	}
-	return append(args, "type", "bridge", "stp_state", stp)
+	// The delay before STP, in one request: the kernel takes the delay
+	// while STP is still off and raises it to its 2 s minimum when STP
+	// comes on, as it does for libvirt (which sets the delay first).
+	return append(args, "type", "bridge", "forward_delay", delayCentis(def), "stp_state", stp)
 }
 
 // delayCentis is <bridge delay> (seconds) in the centiseconds ip takes.

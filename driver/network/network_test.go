@@ -137,7 +137,7 @@ func TestDefineAndStartLikeLibvirt(t *testing.T) {
 		t.Fatalf("bridge virbr0 not created; commands: %q", host.cmds)
 	}
 	for _, want := range []string{
-		"ip link add name virbr0 address 52:54:00:92:f5:d6 type bridge stp_state 1",
+		"ip link add name virbr0 address 52:54:00:92:f5:d6 type bridge forward_delay 0 stp_state 1",
 		"ip addr add 10.99.0.1/24 broadcast + dev virbr0",
 		"ip link set dev virbr0 up",
 		"dnsmasq --conf-file=" + d.dnsmasqPaths("n1").Conf,

@@ -379,3 +379,64 @@ print(" ".join(seen))
 		t.Errorf("events %q", got)
 	}
 }
+
+// TestNetworkDHCPLease: a DHCP client gets a lease from the default
+// network's dnsmasq, and virsh net-dhcp-leases and domifaddr show it.
+// The test guest's kernel cannot configure itself by DHCP (no
+// CONFIG_IP_PNP), so the client is busybox's udhcpc in a namespace of its
+// own, on a veth plugged into virbr0, using the guest NIC's MAC address.
+func TestNetworkDHCPLease(t *testing.T) {
+	requireNetworkTools(t)
+	deps.Require(t, "busybox")
+	h := StartHost(t, HostOptions{NetNS: true})
+	uri := h.UnixURI()
+	const mac = "52:54:00:aa:bb:01"
+	serial := filepath.Join(h.Dir, "lease.log")
+	x := strings.Replace(GuestXML(t, GuestOptions{Name: "lease", Serial: serial}), "  <devices>\n",
+		"  <devices>\n    <interface type='network'><mac address='"+mac+"'/><source network='default'/><model type='virtio'/></interface>\n", 1)
+	path := filepath.Join(h.Dir, "lease.xml")
+	os.WriteFile(path, []byte(x), 0o644)
+	MustVirsh(t, uri, "define", path)
+	MustVirsh(t, uri, "start", "lease")
+	t.Cleanup(func() { Virsh(t, uri, "destroy", "lease") })
+
+	client := makeNetNS(t, h.NetNS+"-c")
+	for _, args := range [][]string{
+		{"-n", h.NetNS, "link", "add", "gvc0", "type", "veth", "peer", "name", "gvc1", "netns", client},
+		{"-n", h.NetNS, "link", "set", "dev", "gvc0", "master", "virbr0", "up"},
+		{"-n", client, "link", "set", "dev", "gvc1", "address", mac, "up"},
+	} {
+		if r := run(t, 10*time.Second, "ip", args...); r.Err != nil {
+			t.Fatalf("ip %s: %s", strings.Join(args, " "), r)
+		}
+	}
+	// The bridge forwards only after STP's listening and learning (2 s
+	// each): udhcpc retries every second meanwhile.
+	r := run(t, 40*time.Second, "ip", "netns", "exec", client, deps.Command(t, "busybox"), "udhcpc",
+		"-i", "gvc1", "-f", "-q", "-n", "-t", "20", "-T", "1", "-s", "/bin/true", "-x", "hostname:cl1")
+	if r.Err != nil {
+		t.Fatalf("udhcpc: %s", r)
+	}
+	leases := MustVirsh(t, uri, "net-dhcp-leases", "default")
+	fields := strings.Fields(strings.Join(lines(leases), " "))
+	if !strings.Contains(leases, mac) || !strings.Contains(leases, "ipv4") || !strings.Contains(leases, "cl1") || !strings.Contains(leases, "192.168.122.") {
+		t.Fatalf("net-dhcp-leases:\n%s", leases)
+	}
+	var addr string
+	for _, f := range fields {
+		if strings.HasPrefix(f, "192.168.122.") {
+			addr = f
+		}
+	}
+	if !strings.HasSuffix(addr, "/24") {
+		t.Errorf("leased address %q, want a /24 in 192.168.122.0", addr)
+	}
+	if only := MustVirsh(t, uri, "net-dhcp-leases", "default", "--mac", "52:54:00:00:00:99"); strings.Contains(only, mac) {
+		t.Errorf("--mac filter: %s", only)
+	}
+	ifaddr := MustVirsh(t, uri, "domifaddr", "lease")
+	if got := strings.Join(strings.Fields(ifaddr), " "); !strings.Contains(got, "vnet0 "+mac+" ipv4 "+addr) {
+		t.Errorf("domifaddr:\n%s\nwant vnet0 %s ipv4 %s", ifaddr, mac, addr)
+	}
+	t.Logf("net-dhcp-leases default:\n%s\ndomifaddr lease:\n%s", leases, ifaddr)
+}
