@@ -51,6 +51,10 @@ func dnsmasqConf(def *libvirtxml.Network, p dnsmasqPaths) string {
 ## dnsmasq conf file created by govirtd
 strict-order
 `, def.Name)
+	if def.DNS != nil && def.DNS.Enable == "no" {
+		// DHCP only: dnsmasq's DNS server off.
+		b.WriteString("port=0\n")
+	}
 	fmt.Fprintf(&b, "pid-file=%s\n", p.PID)
 	if def.Domain != nil && def.Domain.Name != "" {
 		fmt.Fprintf(&b, "domain=%s\n", def.Domain.Name)
@@ -126,6 +130,23 @@ func dnsmasqHosts(def *libvirtxml.Network) string {
 	return b.String()
 }
 
+// dnsmasqAddnHosts is the addn-hosts file: the <dns><host> entries, "IP
+// NAME..." per line.
+func dnsmasqAddnHosts(def *libvirtxml.Network) string {
+	if def.DNS == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, h := range def.DNS.Host {
+		b.WriteString(h.IP)
+		for _, n := range h.Hostnames {
+			b.WriteString("\t" + n.Hostname)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
 // startDnsmasq writes the network's dnsmasq files and starts it; dnsmasq
 // daemonizes and writes its pid file, which stopDnsmasq reads.
 func (d *Driver) startDnsmasq(ctx context.Context, def *libvirtxml.Network) error {
@@ -133,7 +154,7 @@ func (d *Driver) startDnsmasq(ctx context.Context, def *libvirtxml.Network) erro
 	if err := os.MkdirAll(filepath.Dir(p.Conf), 0o755); err != nil {
 		return fmt.Errorf("create dnsmasq directory: %w", err)
 	}
-	files := map[string]string{p.Conf: dnsmasqConf(def, p), p.Hosts: dnsmasqHosts(def), p.AddnHosts: ""}
+	files := map[string]string{p.Conf: dnsmasqConf(def, p), p.Hosts: dnsmasqHosts(def), p.AddnHosts: dnsmasqAddnHosts(def)}
 	for path, content := range files {
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)

@@ -122,6 +122,9 @@ func bridgeAddArgs(def *libvirtxml.Network) []string {
 	if def.MAC != nil && def.MAC.Address != "" {
 		args = append(args, "address", def.MAC.Address)
 	}
+	if def.MTU != nil && def.MTU.Size > 0 {
+		args = append(args, "mtu", fmt.Sprint(def.MTU.Size))
+	}
 	stp := "0"
 	if def.Bridge.STP == "on" {
 		stp = "1"

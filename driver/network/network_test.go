@@ -396,3 +396,34 @@ func TestLeases(t *testing.T) {
 		t.Errorf("by MAC: %+v", only)
 	}
 }
+
+func TestDNSHostsAndRefusals(t *testing.T) {
+	def, err := parse(`<network><name>d</name><bridge name='gvd0'/><mtu size='9000'/>
+  <dns enable='no'><host ip='10.7.0.9'><hostname>a</hostname><hostname>a.example</hostname></host></dns>
+  <ip address='10.7.0.1' prefix='24'><dhcp><range start='10.7.0.10' end='10.7.0.19'><lease expiry='1' unit='hours'/></range></dhcp></ip></network>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dnsmasqAddnHosts(def); got != "10.7.0.9\ta\ta.example\n" {
+		t.Errorf("addn-hosts %q", got)
+	}
+	conf := dnsmasqConf(def, dnsmasqPaths{PID: "/p"})
+	for _, want := range []string{"strict-order\nport=0\npid-file=/p\n", "dhcp-range=10.7.0.10,10.7.0.19,255.255.255.0,1h\n", "dhcp-lease-max=10\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if args := strings.Join(bridgeAddArgs(def), " "); !strings.Contains(args, " mtu 9000 ") {
+		t.Errorf("bridge add %s", args)
+	}
+	for _, doc := range []string{
+		"<network><name>x</name><dns><forwarder addr='8.8.8.8'/></dns></network>",
+		"<network><name>x</name><ip address='10.0.0.1' prefix='24'><tftp root='/srv'/></ip></network>",
+		"<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'><name>x</name><dnsmasq:options><dnsmasq:option value='log-queries'/></dnsmasq:options></network>",
+		"<network><name>x</name><ip family='ipv6' address='fd00::1' prefix='64'/></network>",
+	} {
+		if _, err := parse(doc); !compat.Is(err, libvirt.ErrConfigUnsupported) {
+			t.Errorf("%s: %v, want unsupported configuration", doc, err)
+		}
+	}
+}

@@ -146,6 +146,12 @@ func validate(def *libvirtxml.Network) error {
 	if len(def.Routes) > 0 || def.VirtualPort != nil || len(def.PortGroups) > 0 || def.Bandwidth != nil || def.VLAN != nil {
 		return unsupported("<route>, <virtualport>, <portgroup>, <bandwidth> and <vlan> are not supported by govirtd")
 	}
+	if def.DnsmasqOptions != nil {
+		return unsupported("<dnsmasq:options> is not supported by govirtd")
+	}
+	if err := checkDNS(def); err != nil {
+		return err
+	}
 	v4 := 0
 	for i := range def.IPs {
 		ip := &def.IPs[i]
@@ -154,6 +160,9 @@ func validate(def *libvirtxml.Network) error {
 		}
 		if _, err := ipNet(ip); err != nil {
 			return err
+		}
+		if ip.TFTP != nil || (ip.DHCP != nil && len(ip.DHCP.Bootp) > 0) {
+			return unsupported("<tftp> and <bootp> are not supported by govirtd")
 		}
 		if ip.DHCP != nil {
 			v4++
@@ -164,6 +173,35 @@ func validate(def *libvirtxml.Network) error {
 	}
 	if v4 > 1 {
 		return unsupported("Multiple IPv4 dhcp sections found -- dhcp is supported only for a single IPv4 address on each network")
+	}
+	return nil
+}
+
+// checkDNS allows what dnsmasqConf writes: DNS on or off, and <host>
+// entries (the addn-hosts file).
+func checkDNS(def *libvirtxml.Network) error {
+	dns := def.DNS
+	if dns == nil {
+		return nil
+	}
+	if len(dns.Forwarders) > 0 || len(dns.TXTs) > 0 || len(dns.SRVs) > 0 || (dns.ForwardPlainNames != "" && dns.ForwardPlainNames != "yes") {
+		return unsupported("<dns> forwarders, txt and srv records and forwardPlainNames='no' are not supported by govirtd")
+	}
+	if dns.Enable != "" && dns.Enable != "yes" && dns.Enable != "no" {
+		return xmlErr("Invalid dns enable setting '%s' in network '%s'", dns.Enable, def.Name)
+	}
+	for _, h := range dns.Host {
+		if net.ParseIP(h.IP) == nil {
+			return xmlErr("Invalid IP address in network '%s' DNS HOST record", def.Name)
+		}
+		if len(h.Hostnames) == 0 {
+			return xmlErr("Missing hostname in network '%s' DNS HOST record", def.Name)
+		}
+		for _, n := range h.Hostnames {
+			if n.Hostname == "" || strings.ContainsAny(n.Hostname, " \t\r\n#") {
+				return xmlErr("Invalid hostname '%s' in network '%s' DNS HOST record", n.Hostname, def.Name)
+			}
+		}
 	}
 	return nil
 }
