@@ -320,5 +320,8 @@ func (d *Driver) Bridge(name string) (string, error) {
 	if o.live == nil {
 		return "", compat.Errorf(libvirt.ErrOperationInvalid, compat.FromNetwork, "network '%s' is not active", name)
 	}
-	return o.live.Bridge.Name, nil
+	if bridgeName(o.live) == "" {
+		return "", compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromNetwork, "network '%s' has no bridge: <forward> interfaces are not supported by govirtd", name)
+	}
+	return bridgeName(o.live), nil
 }

