@@ -295,6 +295,14 @@ func TestNetworkGuestNICs(t *testing.T) {
 			t.Errorf("domstats lacks %s:\n%s", want, stats)
 		}
 	}
+	// A daemon restart leaves the guest's taps alone and finds them again.
+	h.Restart()
+	if st := MustVirsh(t, uri, "domifstat", "nic", "vnet1"); !strings.Contains(st, "vnet1 rx_bytes") {
+		t.Errorf("domifstat after restart: %s", st)
+	}
+	if r := nsIP(t, h, "link", "show", "master", "virbr0"); r.Err != nil || !strings.Contains(r.Stdout, "vnet0:") {
+		t.Errorf("vnet0 not on virbr0 after restart: %s", r)
+	}
 	// A NIC of a network that is not running cannot start.
 	MustVirsh(t, uri, "destroy", "nic")
 	for _, dev := range []string{"vnet0", "vnet1", "gvtap0"} {
