@@ -98,10 +98,15 @@ type HostOptions struct {
 	// network namespace of its own (Host.NetNS), made for the test and
 	// removed when it ends, with only lo up: nothing it does reaches the
 	// host's network. Clients use Host.UnixURI (unix sockets work across
-	// namespaces); the TCP listener is not opened. Without it, a host
+	// namespaces); the TCP listener is only reachable from inside (other
+	// daemons in the namespace, see ShareNetNS). Without it, a host
 	// never defines the default network (network_default = 0), since it
 	// shares the host's network.
 	NetNS bool
+	// ShareNetNS runs the daemon in another host's network namespace
+	// (one started with NetNS), so the two can migrate guests between
+	// them; it does not define the default network either.
+	ShareNetNS *Host
 }
 
 // StartHost starts a govirtd host and stops it when the test ends, whether
@@ -145,6 +150,9 @@ func NewHost(t *testing.T, o HostOptions) *Host {
 	if o.NetNS {
 		h.NetNS = makeNetNS(t, fmt.Sprintf("gvd-%d-%d", os.Getpid(), n))
 		netConf = ""
+	}
+	if o.ShareNetNS != nil {
+		h.NetNS = o.ShareNetNS.NetNS
 	}
 	// QEMU processes run in sessions of their own and outlive the daemon
 	// (by design): kill every one this host started. Their command lines
@@ -198,7 +206,7 @@ func (h *Host) Start() {
 	if h.NetNS != "" {
 		// ip netns exec execs the daemon (same pid) with a /sys of the
 		// namespace, where the daemon reads its devices' counters.
-		h.cmd = exec.Command(deps.Command(t, "ip"), "netns", "exec", h.NetNS, daemonBin, "-f", h.Config)
+		h.cmd = exec.Command(deps.Command(t, "ip"), "netns", "exec", h.NetNS, daemonBin, "-f", h.Config, "--listen")
 	}
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	// Its own process group, so a stop reaches anything it started.

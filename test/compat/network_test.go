@@ -448,3 +448,43 @@ func TestNetworkDHCPLease(t *testing.T) {
 	}
 	t.Logf("net-dhcp-leases default:\n%s\ndomifaddr lease:\n%s", leases, ifaddr)
 }
+
+// TestNetworkGuestMigrates: a guest on the default network migrates live
+// to a second host in the same namespace, whose 'default' network is the
+// first host's bridge (forward mode 'bridge'); its NIC is plugged into
+// that bridge on arrival and the guest keeps running.
+func TestNetworkGuestMigrates(t *testing.T) {
+	requireNetworkTools(t)
+	a := StartHost(t, HostOptions{NetNS: true})
+	b := StartHost(t, HostOptions{ShareNetNS: a})
+	hb := filepath.Join(b.Dir, "default.xml")
+	os.WriteFile(hb, []byte("<network><name>default</name><forward mode='bridge'/><bridge name='virbr0'/></network>"), 0o644)
+	MustVirsh(t, b.UnixURI(), "net-define", hb)
+	MustVirsh(t, b.UnixURI(), "net-start", "default")
+
+	serial := filepath.Join(a.Dir, "mig.log")
+	x := strings.Replace(GuestXML(t, GuestOptions{Name: "mig", Serial: serial}), "  <devices>\n",
+		"  <devices>\n    <interface type='network'><mac address='52:54:00:aa:bb:02'/><source network='default'/><model type='virtio'/></interface>\n", 1)
+	path := filepath.Join(a.Dir, "mig.xml")
+	os.WriteFile(path, []byte(x), 0o644)
+	MustVirsh(t, a.UnixURI(), "define", path)
+	MustVirsh(t, a.UnixURI(), "start", "mig")
+	t.Cleanup(func() {
+		Virsh(t, a.UnixURI(), "destroy", "mig")
+		Virsh(t, b.UnixURI(), "destroy", "mig")
+	})
+	before := WaitTicks(t, serial, 2, 90*time.Second)
+	MustVirsh(t, a.UnixURI(), "migrate", "--live", "mig", b.UnixURI())
+	liveXML := MustVirsh(t, b.UnixURI(), "dumpxml", "mig")
+	if !strings.Contains(liveXML, "<source network='default' bridge='virbr0'/>") || !strings.Contains(liveXML, "<target dev='vnet") {
+		t.Errorf("live interface on the destination:\n%s", liveXML)
+	}
+	after := WaitTicks(t, serial, before.N+2, 60*time.Second)
+	if after.BootID != before.BootID || after.Mism != 0 {
+		t.Errorf("guest after migration: %+v, before %+v", after, before)
+	}
+	r := nsIP(t, a, "link", "show", "master", "virbr0")
+	if r.Err != nil || strings.Count(r.Stdout, "vnet") != 1 {
+		t.Errorf("taps on virbr0 after migration (want the destination's only): %s", r)
+	}
+}
