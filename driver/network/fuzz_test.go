@@ -3,8 +3,16 @@ package network
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
+
+var dnsmasqKeys = map[string]bool{
+	"strict-order": true, "port": true, "pid-file": true, "domain": true, "local": true,
+	"except-interface": true, "bind-dynamic": true, "interface": true, "dhcp-range": true,
+	"dhcp-no-override": true, "dhcp-authoritative": true, "dhcp-lease-max": true,
+	"dhcp-hostsfile": true, "dhcp-leasefile": true, "addn-hosts": true,
+}
 
 // FuzzParse: network XML from a client must never panic the daemon; what
 // parse accepts must format and parse again.
@@ -19,6 +27,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(defaultNetworkXML)
 	f.Add("<network><name>x</name><forward mode='bridge'/><bridge name='br0'/></network>")
 	f.Add("<network><name>x</name><ip address='10.0.0.1' prefix='8'><dhcp><host name='a'/></dhcp></ip></network>")
+	f.Add("<network><name>x</name><domain name='example.org' localOnly='yes'/><dns enable='no'/><ip address='10.0.0.1' prefix='24'><dhcp><range start='10.0.0.2' end='10.0.0.3'><lease expiry='5' unit='hours'/></range></dhcp></ip></network>")
 	f.Fuzz(func(t *testing.T, doc string) {
 		def, err := parse(doc)
 		if err != nil {
@@ -38,7 +47,20 @@ func FuzzParse(f *testing.F) {
 		if _, err := parse(x); err != nil {
 			t.Fatalf("formatted definition does not parse again: %v\n%s", err, x)
 		}
-		_ = dnsmasqConf(live, dnsmasqPaths{})
+		// Client XML must never add a dnsmasq option of its own (a
+		// dhcp-script runs as root): every line is one govirtd writes.
+		conf := dnsmasqConf(live, dnsmasqPaths{Conf: "/c", Hosts: "/h", AddnHosts: "/a", Leases: "/l", PID: "/p"})
+		for _, line := range strings.Split(strings.TrimSuffix(conf, "\n"), "\n") {
+			key, _, _ := strings.Cut(line, "=")
+			if !strings.HasPrefix(line, "##") && !dnsmasqKeys[key] {
+				t.Fatalf("unexpected dnsmasq line %q in:\n%s", line, conf)
+			}
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(dnsmasqHosts(live), "\n"), "\n") {
+			if strings.Count(line, ",") > 2 {
+				t.Fatalf("hosts file line %q", line)
+			}
+		}
 		_ = firewallRules(live)
 	})
 }

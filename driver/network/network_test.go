@@ -261,6 +261,9 @@ func TestParseErrors(t *testing.T) {
 		{"<domain/>", libvirt.ErrXMLError, "XML error: expecting root element of 'network', not 'domain'"},
 		{"<network/>", libvirt.ErrNoName, "missing name information"},
 		{"<network><name>a/b</name></network>", libvirt.ErrXMLDetail, "invalid char in name: /"},
+		// A newline would start a line of dnsmasq configuration.
+		{"<network><name>a&#10;dhcp-script=/bin/x</name></network>", libvirt.ErrXMLDetail, "invalid char in name: \n"},
+		{"<network><name>a</name><domain name='x&#10;dhcp-script=/bin/x'/></network>", libvirt.ErrXMLError, "XML error: Invalid domain name"},
 		{"<network><name>a</name><uuid>zz</uuid></network>", libvirt.ErrXMLError, "XML error: malformed uuid element"},
 		{"<network><name>a</name><forward mode='route'/></network>", libvirt.ErrConfigUnsupported, "unsupported configuration: forward mode 'route' is not supported by govirtd"},
 		{"<network><name>a</name><ip address='10.0.0.1' netmask='255.255.255.0'><dhcp><range start='10.0.1.2' end='10.0.1.9'/></dhcp></ip></network>",

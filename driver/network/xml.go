@@ -48,9 +48,14 @@ func parse(doc string) (*libvirtxml.Network, error) {
 		return nil, &compat.Error{Code: libvirt.ErrNoName, Domain: compat.FromNetwork, Int1: -1}
 	}
 	// The name is a file name in the state directory.
-	if strings.Contains(def.Name, "/") {
-		// virXMLCheckIllegalChars, raised from VIR_FROM_XML.
-		return nil, compat.Errorf(libvirt.ErrXMLDetail, fromXMLUtil, "invalid char in name: /")
+	// virXMLCheckIllegalChars, raised from VIR_FROM_XML. The name is a
+	// file name and goes into dnsmasq's configuration: no '/', and no
+	// control character that could start a line of its own there.
+	if i := strings.IndexFunc(def.Name, func(r rune) bool { return r == '/' || r < 0x20 || r == 0x7f }); i >= 0 {
+		return nil, compat.Errorf(libvirt.ErrXMLDetail, fromXMLUtil, "invalid char in name: %s", def.Name[i:i+1])
+	}
+	if def.Domain != nil && strings.IndexFunc(def.Domain.Name, func(r rune) bool { return r <= ' ' || r == '/' || r == 0x7f }) >= 0 {
+		return nil, xmlErr("Invalid domain name '%s' in network '%s'", def.Domain.Name, def.Name)
 	}
 	if def.UUID != "" {
 		if _, err := compat.ParseUUID(def.UUID); err != nil {
