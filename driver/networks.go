@@ -34,6 +34,10 @@ type Networks interface {
 	// of the given MAC address when mac is not empty.
 	NetworkGetDHCPLeases(ctx context.Context, n libvirt.Network, mac string) ([]libvirt.NetworkDhcpLease, error)
 
+	// NetworkUpdate is virNetworkUpdate: command and section as libvirt
+	// numbers them, the XML of one element.
+	NetworkUpdate(ctx context.Context, n libvirt.Network, command libvirt.NetworkUpdateCommand, section libvirt.NetworkUpdateSection, parentIndex int32, xml string, flags libvirt.NetworkUpdateFlags) error
+
 	// SetNetworkEventSink tells the driver where to deliver network
 	// lifecycle events. The sink must not block.
 	SetNetworkEventSink(func(NetworkEvent))

@@ -115,5 +115,12 @@ func registerNetworkHandlers(t *Table, n driver.Networks) {
 		}
 		return ret, nil
 	})
+	t.NetworkUpdate(func(c *Call, a *libvirt.NetworkUpdateArgs) error {
+		// The wire carries them swapped: libvirt's public API took
+		// (section, command) in its first release, and the remote
+		// protocol kept that order under the fields' names.
+		command, section := libvirt.NetworkUpdateCommand(a.Section), libvirt.NetworkUpdateSection(a.Command)
+		return n.NetworkUpdate(c.Ctx, a.Net, command, section, a.ParentIndex, a.XML, a.Flags)
+	})
 	registerNetworkEventHandlers(t)
 }

@@ -18,17 +18,15 @@ import (
 // dnsmasqPaths are one network's dnsmasq files, laid out as libvirt's
 // /var/lib/libvirt/dnsmasq/NAME.* and /run/libvirt/network/NAME.pid.
 type dnsmasqPaths struct {
-	Conf, Hosts, AddnHosts, Leases, PID string
+	Conf, Leases, PID string
 }
 
 func (d *Driver) dnsmasqPaths(name string) dnsmasqPaths {
 	dir := filepath.Join(d.opts.StateDir, "dnsmasq")
 	return dnsmasqPaths{
-		Conf:      filepath.Join(dir, name+".conf"),
-		Hosts:     filepath.Join(dir, name+".hostsfile"),
-		AddnHosts: filepath.Join(dir, name+".addnhosts"),
-		Leases:    filepath.Join(dir, name+".leases"),
-		PID:       filepath.Join(d.runDir(), name+".pid"),
+		Conf:   filepath.Join(dir, name+".conf"),
+		Leases: filepath.Join(dir, name+".leases"),
+		PID:    filepath.Join(d.runDir(), name+".pid"),
 	}
 }
 
@@ -39,8 +37,13 @@ func needsDnsmasq(def *libvirtxml.Network) bool {
 }
 
 // dnsmasqConf is networkDnsmasqConfContents for what govirtd supports:
-// the same lines in the same order, except that dnsmasq keeps its own
-// leases file (dhcp-leasefile) where libvirt runs a lease helper script.
+// the same lines in the same order, but for two things. dnsmasq keeps its
+// own leases file (dhcp-leasefile) where libvirt runs a lease helper
+// script. And the static DHCP hosts and DNS hosts are lines of this file
+// (dhcp-host, host-record) where libvirt points to files of their own
+// (dhcp-hostsfile, addn-hosts): dnsmasq reads those after it has dropped
+// root, and govirtd's state_dir (0700) would keep it out; this file it
+// reads as root, at start-up.
 func dnsmasqConf(def *libvirtxml.Network, p dnsmasqPaths) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `##WARNING:  THIS IS AN AUTO-GENERATED FILE. CHANGES TO IT ARE LIKELY TO BE
@@ -92,11 +95,26 @@ strict-order
 		fmt.Fprintf(&b, "dhcp-lease-max=%d\n", total)
 		hosts = true
 	}
+	for i := range def.IPs {
+		if def.IPs[i].DHCP == nil {
+			continue
+		}
+		for _, h := range def.IPs[i].DHCP.Hosts {
+			fmt.Fprintf(&b, "dhcp-host=%s\n", dhcpHostLine(h))
+		}
+	}
 	if hosts {
-		fmt.Fprintf(&b, "dhcp-hostsfile=%s\n", p.Hosts)
 		fmt.Fprintf(&b, "dhcp-leasefile=%s\n", p.Leases)
 	}
-	fmt.Fprintf(&b, "addn-hosts=%s\n", p.AddnHosts)
+	if def.DNS != nil {
+		for _, h := range def.DNS.Host {
+			var names []string
+			for _, n := range h.Hostnames {
+				names = append(names, n.Hostname)
+			}
+			fmt.Fprintf(&b, "host-record=%s,%s\n", strings.Join(names, ","), h.IP)
+		}
+	}
 	return b.String()
 }
 
@@ -109,42 +127,16 @@ func leaseTime(l *libvirtxml.NetworkDHCPLease) string {
 	return strconv.FormatUint(uint64(l.Expiry), 10) + unit
 }
 
-// dnsmasqHosts is the dhcp-hostsfile: "MAC,IP,NAME" per <host>, as
-// libvirt writes it.
-func dnsmasqHosts(def *libvirtxml.Network) string {
-	var b strings.Builder
-	for i := range def.IPs {
-		if def.IPs[i].DHCP == nil {
-			continue
-		}
-		for _, h := range def.IPs[i].DHCP.Hosts {
-			var parts []string
-			for _, s := range []string{h.MAC, h.IP, h.Name} {
-				if s != "" {
-					parts = append(parts, s)
-				}
-			}
-			b.WriteString(strings.Join(parts, ",") + "\n")
+// dhcpHostLine is a <host> as libvirt writes it in the hosts file:
+// "MAC,IP,NAME", without the parts it lacks.
+func dhcpHostLine(h libvirtxml.NetworkDHCPHost) string {
+	var parts []string
+	for _, s := range []string{h.MAC, h.IP, h.Name} {
+		if s != "" {
+			parts = append(parts, s)
 		}
 	}
-	return b.String()
-}
-
-// dnsmasqAddnHosts is the addn-hosts file: the <dns><host> entries, "IP
-// NAME..." per line.
-func dnsmasqAddnHosts(def *libvirtxml.Network) string {
-	if def.DNS == nil {
-		return ""
-	}
-	var b strings.Builder
-	for _, h := range def.DNS.Host {
-		b.WriteString(h.IP)
-		for _, n := range h.Hostnames {
-			b.WriteString("\t" + n.Hostname)
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
+	return strings.Join(parts, ",")
 }
 
 // startDnsmasq writes the network's dnsmasq files and starts it; dnsmasq
@@ -154,11 +146,8 @@ func (d *Driver) startDnsmasq(ctx context.Context, def *libvirtxml.Network) erro
 	if err := os.MkdirAll(filepath.Dir(p.Conf), 0o755); err != nil {
 		return fmt.Errorf("create dnsmasq directory: %w", err)
 	}
-	files := map[string]string{p.Conf: dnsmasqConf(def, p), p.Hosts: dnsmasqHosts(def), p.AddnHosts: dnsmasqAddnHosts(def)}
-	for path, content := range files {
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
+	if err := os.WriteFile(p.Conf, []byte(dnsmasqConf(def, p)), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", p.Conf, err)
 	}
 	os.Remove(p.PID)
 	if err := d.run.Run(ctx, d.opts.Dnsmasq, "--conf-file="+p.Conf); err != nil {
@@ -180,17 +169,36 @@ func (d *Driver) stopDnsmasq(def *libvirtxml.Network) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill dnsmasq %d of network %s: %w", pid, def.Name, err)
 	}
-	for i := 0; i < 50; i++ {
-		if _, alive := d.dnsmasqPID(p); !alive {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if _, alive := d.dnsmasqPID(p); alive {
+	if !waitGone(pid, 2*time.Second) {
 		syscall.Kill(pid, syscall.SIGKILL)
+		if !waitGone(pid, 2*time.Second) {
+			return fmt.Errorf("dnsmasq %d of network %s does not exit", pid, def.Name)
+		}
 	}
 	os.Remove(p.PID)
 	return nil
+}
+
+// waitGone waits until the process has exited and closed its sockets, so
+// that a new dnsmasq can bind the same addresses. Its command line is no
+// sign: the kernel drops it before it closes the process's files; a
+// zombie has closed them.
+func waitGone(pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		// "PID (COMM) STATE ...": COMM may hold spaces and parentheses.
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // dnsmasqPID returns the pid of the network's running dnsmasq.

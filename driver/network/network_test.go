@@ -182,18 +182,18 @@ func TestDnsmasqConfLikeLibvirt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := dnsmasqPaths{Conf: "/x/n1.conf", Hosts: "/var/lib/libvirt/dnsmasq/n1.hostsfile", AddnHosts: "/var/lib/libvirt/dnsmasq/n1.addnhosts",
-		Leases: "/var/lib/libvirt/dnsmasq/n1.leases", PID: "/run/libvirt/network/n1.pid"}
+	p := dnsmasqPaths{Conf: "/x/n1.conf", Leases: "/var/lib/libvirt/dnsmasq/n1.leases", PID: "/run/libvirt/network/n1.pid"}
 	got := dnsmasqConf(def, p)
-	// govirtd names itself, and dnsmasq keeps the leases itself where
-	// libvirt runs its lease helper.
+	// govirtd names itself; dnsmasq keeps the leases itself where libvirt
+	// runs its lease helper; the static host is a line of the file where
+	// libvirt has a hosts file (n1.hostsfile held the same
+	// "52:54:00:00:00:05,10.99.0.5,h5"); no DNS hosts, no addn-hosts.
 	want := strings.Replace(readTestdata(t, "n1.dnsmasq.conf"), "created by libvirt", "created by govirtd", 1)
-	want = strings.Replace(want, "addn-hosts=", "dhcp-leasefile=/var/lib/libvirt/dnsmasq/n1.leases\naddn-hosts=", 1)
+	want = strings.Replace(want, "dhcp-hostsfile=/var/lib/libvirt/dnsmasq/n1.hostsfile\n",
+		"dhcp-host=52:54:00:00:00:05,10.99.0.5,h5\ndhcp-leasefile=/var/lib/libvirt/dnsmasq/n1.leases\n", 1)
+	want = strings.Replace(want, "addn-hosts=/var/lib/libvirt/dnsmasq/n1.addnhosts\n", "", 1)
 	if got != want {
 		t.Errorf("dnsmasq conf:\n%s\nwant:\n%s", got, want)
-	}
-	if h := dnsmasqHosts(def); h != "52:54:00:00:00:05,10.99.0.5,h5\n" {
-		t.Errorf("hosts file %q", h)
 	}
 }
 
@@ -406,11 +406,8 @@ func TestDNSHostsAndRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dnsmasqAddnHosts(def); got != "10.7.0.9\ta\ta.example\n" {
-		t.Errorf("addn-hosts %q", got)
-	}
 	conf := dnsmasqConf(def, dnsmasqPaths{PID: "/p"})
-	for _, want := range []string{"strict-order\nport=0\npid-file=/p\n", "dhcp-range=10.7.0.10,10.7.0.19,255.255.255.0,1h\n", "dhcp-lease-max=10\n"} {
+	for _, want := range []string{"host-record=a,a.example,10.7.0.9\n", "strict-order\nport=0\npid-file=/p\n", "dhcp-range=10.7.0.10,10.7.0.19,255.255.255.0,1h\n", "dhcp-lease-max=10\n"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("conf lacks %q:\n%s", want, conf)
 		}
@@ -462,4 +459,81 @@ func TestForwardModeBridge(t *testing.T) {
 	if _, err := d.Bridge("nope"); err == nil || err.Error() != "Network not found: no network with matching name 'nope'" {
 		t.Errorf("Bridge(nope) = %v", err)
 	}
+}
+
+func TestUpdateDHCPHost(t *testing.T) {
+	host := newFakeHost()
+	d := newTestDriver(t, t.TempDir(), host, false)
+	ctx := context.Background()
+	n, err := d.NetworkDefineXML(ctx, readTestdata(t, "n1.in.xml"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.NetworkCreate(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	both := libvirt.NetworkUpdateAffectLive | libvirt.NetworkUpdateAffectConfig
+	add := "<host mac='52:54:00:00:00:10' name='ten' ip='10.99.0.10'/>"
+	if err := d.NetworkUpdate(ctx, n, libvirt.NetworkUpdateCommandAddLast, libvirt.NetworkSectionIPDhcpHost, -1, add, both); err != nil {
+		t.Fatal(err)
+	}
+	conf := readFile(t, d.dnsmasqPaths("n1").Conf)
+	if !strings.Contains(conf, "dhcp-host=52:54:00:00:00:05,10.99.0.5,h5\ndhcp-host=52:54:00:00:00:10,10.99.0.10,ten\n") {
+		t.Errorf("dnsmasq conf after add:\n%s", conf)
+	}
+	if !slices.Contains(host.cmds, "dnsmasq --conf-file="+d.dnsmasqPaths("n1").Conf) {
+		t.Errorf("dnsmasq not restarted: %q", host.cmds)
+	}
+	for _, flags := range []libvirt.NetworkXMLFlags{0, libvirt.NetworkXMLInactive} {
+		if x, _ := d.NetworkGetXMLDesc(ctx, n, flags); !strings.Contains(x, "<host mac='52:54:00:00:00:10' name='ten' ip='10.99.0.10'/>") {
+			t.Errorf("XML (flags %d) lacks the new host:\n%s", flags, x)
+		}
+	}
+	if saved := readFile(t, d.configPath("n1")); !strings.Contains(saved, "name='ten'") {
+		t.Errorf("saved definition lacks the new host:\n%s", saved)
+	}
+	err = d.NetworkUpdate(ctx, n, libvirt.NetworkUpdateCommandAddFirst, libvirt.NetworkSectionIPDhcpHost, -1, "<host mac='52:54:00:00:00:11' name='ten' ip='10.99.0.11'/>", both)
+	if err == nil || err.Error() != `Requested operation is not valid: there is an existing dhcp host entry in network 'n1' that matches "<host mac='52:54:00:00:00:11' name='ten' ip='10.99.0.11'/>"` {
+		t.Errorf("duplicate add: %v", err)
+	}
+	if err := d.NetworkUpdate(ctx, n, libvirt.NetworkUpdateCommandModify, libvirt.NetworkSectionIPDhcpHost, -1, "<host mac='52:54:00:00:00:10' name='ten' ip='10.99.0.12'/>", libvirt.NetworkUpdateAffectLive); err != nil {
+		t.Fatal(err)
+	}
+	if x, _ := d.NetworkGetXMLDesc(ctx, n, 0); !strings.Contains(x, "ip='10.99.0.12'") {
+		t.Errorf("live XML after modify:\n%s", x)
+	}
+	if x, _ := d.NetworkGetXMLDesc(ctx, n, libvirt.NetworkXMLInactive); !strings.Contains(x, "ip='10.99.0.10'") {
+		t.Errorf("a live-only modify changed the config:\n%s", x)
+	}
+	if err := d.NetworkUpdate(ctx, n, libvirt.NetworkUpdateCommandDelete, libvirt.NetworkSectionIPDhcpHost, -1, "<host mac='52:54:00:00:00:10'/>", both); err != nil {
+		t.Fatal(err)
+	}
+	if conf := readFile(t, d.dnsmasqPaths("n1").Conf); strings.Contains(conf, "52:54:00:00:00:10") || !strings.Contains(conf, "dhcp-host=52:54:00:00:00:05,10.99.0.5,h5\n") {
+		t.Errorf("dnsmasq conf after delete:\n%s", conf)
+	}
+	for _, c := range []struct {
+		cmd     libvirt.NetworkUpdateCommand
+		section libvirt.NetworkUpdateSection
+		xml     string
+		want    string
+	}{
+		{libvirt.NetworkUpdateCommandDelete, libvirt.NetworkSectionIPDhcpHost, "<host mac='52:54:00:00:00:99'/>", "Requested operation is not valid: couldn't locate a matching dhcp host entry in network 'n1'"},
+		{libvirt.NetworkUpdateCommandAddLast, libvirt.NetworkSectionIPDhcpHost, "<range start='10.99.0.2' end='10.99.0.3'/>", "XML error: unexpected element <range>, expecting <host>, while updating network 'n1'"},
+		{libvirt.NetworkUpdateCommandAddLast, libvirt.NetworkSectionIPDhcpRange, "<range start='10.99.0.2' end='10.99.0.3'/>", "this function is not supported by the connection driver: can't update 'dhcp range' section of network 'n1'"},
+		{libvirt.NetworkUpdateCommandAddLast, libvirt.NetworkSectionIPDhcpHost, "<host mac='52:54:00:00:00:12' name='a&#10;dhcp-script=/x' ip='10.99.0.13'/>", "XML error: Invalid hostname"},
+	} {
+		err := d.NetworkUpdate(ctx, n, c.cmd, c.section, -1, c.xml, both)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %s", c.xml, err, c.want)
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -199,7 +199,7 @@ func validate(def *libvirtxml.Network) error {
 }
 
 // checkDNS allows what dnsmasqConf writes: DNS on or off, and <host>
-// entries (the addn-hosts file).
+// entries (host-record lines).
 func checkDNS(def *libvirtxml.Network) error {
 	dns := def.DNS
 	if dns == nil {
@@ -219,7 +219,7 @@ func checkDNS(def *libvirtxml.Network) error {
 			return xmlErr("Missing hostname in network '%s' DNS HOST record", def.Name)
 		}
 		for _, n := range h.Hostnames {
-			if n.Hostname == "" || strings.ContainsAny(n.Hostname, " \t\r\n#") {
+			if n.Hostname == "" || strings.ContainsAny(n.Hostname, " ,\t\r\n#") {
 				return xmlErr("Invalid hostname '%s' in network '%s' DNS HOST record", n.Hostname, def.Name)
 			}
 		}

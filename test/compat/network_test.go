@@ -144,8 +144,8 @@ func TestNetworkDefaultAndLifecycle(t *testing.T) {
 	if !dnsmasqRunning(t, h, "n1") {
 		t.Errorf("no dnsmasq for n1: %q", nsProcs(t, h))
 	}
-	if hosts := readFile(t, filepath.Join(h.Dir, "state", "dnsmasq", "n1.hostsfile")); hosts != "52:54:00:00:00:05,10.99.0.5,h5\n" {
-		t.Errorf("n1.hostsfile %q", hosts)
+	if c := readFile(t, filepath.Join(h.Dir, "state", "dnsmasq", "n1.conf")); !strings.Contains(c, "\ndhcp-host=52:54:00:00:00:05,10.99.0.5,h5\n") {
+		t.Errorf("n1.conf lacks the static host:\n%s", c)
 	}
 	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); len(b) == 0 {
 		t.Log("host ip_forward unreadable")
@@ -222,6 +222,7 @@ func TestNetworkReadOnly(t *testing.T) {
 	for _, args := range [][]string{
 		{"net-define", xmlPath}, {"net-create", xmlPath}, {"net-destroy", "default"},
 		{"net-undefine", "default"}, {"net-autostart", "--disable", "default"}, {"net-start", "default"},
+		{"net-update", "default", "add", "ip-dhcp-host", "<host mac='52:54:00:00:00:01' ip='192.168.122.9'/>", "--config"},
 	} {
 		r := Virsh(t, ro, args...)
 		if r.Err == nil || !strings.Contains(r.Stderr, "operation forbidden: read only access prevents") {
@@ -388,8 +389,9 @@ print(" ".join(seen))
 	}
 }
 
-// TestNetworkDHCPLease: a DHCP client gets a lease from the default
-// network's dnsmasq, and virsh net-dhcp-leases and domifaddr show it.
+// TestNetworkDHCPLease: a DHCP client gets the static lease net-update
+// gave its MAC on the running default network, and virsh net-dhcp-leases
+// and domifaddr show it.
 // The test guest's kernel cannot configure itself by DHCP (no
 // CONFIG_IP_PNP), so the client is busybox's udhcpc in a namespace of its
 // own, on a veth plugged into virbr0, using the guest NIC's MAC address.
@@ -418,6 +420,13 @@ func TestNetworkDHCPLease(t *testing.T) {
 			t.Fatalf("ip %s: %s", strings.Join(args, " "), r)
 		}
 	}
+	// A static lease added to the running network (dnsmasq re-reads its
+	// hosts file) and to its definition.
+	MustVirsh(t, uri, "net-update", "default", "add", "ip-dhcp-host",
+		"<host mac='"+mac+"' name='fixed' ip='192.168.122.77'/>", "--live", "--config")
+	if x := MustVirsh(t, uri, "net-dumpxml", "--inactive", "default"); !strings.Contains(x, "<host mac='"+mac+"' name='fixed' ip='192.168.122.77'/>") {
+		t.Errorf("net-update did not reach the definition:\n%s", x)
+	}
 	// The bridge forwards only after STP's listening and learning (2 s
 	// each): udhcpc retries every second meanwhile.
 	r := run(t, 40*time.Second, "ip", "netns", "exec", client, deps.Command(t, "busybox"), "udhcpc",
@@ -427,7 +436,7 @@ func TestNetworkDHCPLease(t *testing.T) {
 	}
 	leases := MustVirsh(t, uri, "net-dhcp-leases", "default")
 	fields := strings.Fields(strings.Join(lines(leases), " "))
-	if !strings.Contains(leases, mac) || !strings.Contains(leases, "ipv4") || !strings.Contains(leases, "cl1") || !strings.Contains(leases, "192.168.122.") {
+	if !strings.Contains(leases, mac) || !strings.Contains(leases, "ipv4") || !strings.Contains(leases, "fixed") || !strings.Contains(leases, "192.168.122.") {
 		t.Fatalf("net-dhcp-leases:\n%s", leases)
 	}
 	var addr string
@@ -436,8 +445,8 @@ func TestNetworkDHCPLease(t *testing.T) {
 			addr = f
 		}
 	}
-	if !strings.HasSuffix(addr, "/24") {
-		t.Errorf("leased address %q, want a /24 in 192.168.122.0", addr)
+	if addr != "192.168.122.77/24" {
+		t.Errorf("leased address %q, want the static lease 192.168.122.77/24", addr)
 	}
 	if only := MustVirsh(t, uri, "net-dhcp-leases", "default", "--mac", "52:54:00:00:00:99"); strings.Contains(only, mac) {
 		t.Errorf("--mac filter: %s", only)
