@@ -89,7 +89,8 @@ func (d *Driver) startVirtual(ctx context.Context, def *libvirtxml.Network) (err
 	if err := ip(bridgeAddArgs(def)...); err != nil {
 		return compat.Errorf(libvirt.ErrSystemError, compat.FromNetwork, "Unable to create bridge %s: %v", br, err)
 	}
-	undo = append(undo, func() { ip("link", "del", "dev", br) })
+	// Undo runs even when the request was cancelled (the client went).
+	undo = append(undo, func() { d.run.Run(context.Background(), d.opts.IP, "link", "del", "dev", br) })
 	for _, a := range addrArgs(def) {
 		if err := ip(a...); err != nil {
 			return fmt.Errorf("set address of bridge %s: %w", br, err)
