@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -177,8 +178,12 @@ func (d *Driver) stop(ctx context.Context, o *object) error {
 	return nil
 }
 
-// stopVirtual undoes startVirtual: dnsmasq, the rules, the bridge.
-func (d *Driver) stopVirtual(ctx context.Context, def *libvirtxml.Network) error {
+// stopVirtual undoes startVirtual: dnsmasq, the rules, the bridge. It
+// runs to the end whatever happens to the request that asked for it: a
+// half-stopped network would be neither running nor clean.
+func (d *Driver) stopVirtual(_ context.Context, def *libvirtxml.Network) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if err := d.stopDnsmasq(def); err != nil {
 		return err
 	}
