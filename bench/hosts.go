@@ -82,7 +82,9 @@ func startGovirtd(bin, root, name, addr string, n int) (*host, error) {
 		return nil, err
 	}
 	// log_level 3: warnings only, so logging does not weigh on the RPC figures
-	// (libvirtd below logs at the same level).
+	// (libvirtd below logs at the same level). network_default = 0: the
+	// hosts share this machine's network, where no default network
+	// (virbr0) is made.
 	conf := fmt.Sprintf(`listen_tcp = 1
 listen_tls = 0
 auth_tcp = "none"
@@ -95,6 +97,7 @@ host_uuid = %q
 log_level = 3
 qemu_config = %q
 debug_pprof_addr = %q
+network_default = 0
 `, addr, h.port, filepath.Join(h.dir, "run"), filepath.Join(h.dir, "state"), name, h.uuid, qconf, h.pprof)
 	cf := filepath.Join(h.dir, "govirtd.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {

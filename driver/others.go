@@ -10,10 +10,6 @@ import (
 // src/storage: implemented by driver/storage.
 type Storage interface{}
 
-// Networks is the virtual network driver, as libvirt's src/network:
-// implemented by driver/network.
-type Networks interface{}
-
 // Secrets is the secret driver, as libvirt's src/secret: implemented by
 // driver/secret. Secrets are named by go-libvirt's Secret (UUID, usage
 // type and usage id), as on the wire; the driver finds them by UUID.

@@ -47,6 +47,9 @@ hostname = "$name"
 host_uuid = "$uuid"
 qemu_config = "$d/qemu.conf"
 log_level = 2
+# Both hosts share this machine's network: neither makes libvirt's
+# default network (virbr0, 192.168.122.1) on it.
+network_default = 0
 CONF
   ./bin/govirtd -f "$d/govirtd.conf" --listen -p "$d/govirtd.pid" >"$d/govirtd.log" 2>&1 &
   pids+=($!)

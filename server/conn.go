@@ -66,7 +66,9 @@ type Conn struct {
 
 	events       eventRegistry
 	secretEvents secretEventRegistry
-	eventQ       chan queuedEvent
+	// netEvents are its network event callbacks (handlers_network_events.go).
+	netEvents netEventRegistry
+	eventQ    chan queuedEvent
 
 	closeOnce sync.Once
 }

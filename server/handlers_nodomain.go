@@ -17,6 +17,9 @@ import (
 func registerEmptyDriverHandlers(t *Table, s *Server) {
 	if s.networks == nil {
 		registerEmptyNetworkHandlers(t)
+	} else {
+		registerNetworkHandlers(t, s.networks)
+		registerDomainLeaseHandlers(t, s.drv, s.networks)
 	}
 	if s.storage == nil {
 		registerEmptyStorageHandlers(t)

@@ -74,6 +74,9 @@ func New(cfg *config.Config, drv driver.Driver, log *slog.Logger, opts ...Option
 	if s.secrets != nil {
 		s.secrets.SetSecretEventSink(s.deliverSecretEvent)
 	}
+	if s.networks != nil {
+		s.networks.SetNetworkEventSink(s.deliverNetworkEvent)
+	}
 	return s
 }
 

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govirtd/govirtd/driver/network"
 	"github.com/govirtd/govirtd/driver/qemu"
 	"github.com/govirtd/govirtd/driver/secret"
 	"github.com/govirtd/govirtd/server"
@@ -111,6 +112,19 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The network driver first: autostarted networks are up before
+	// domains that use them come back.
+	netCtx, netCancel := context.WithTimeout(ctx, 60*time.Second)
+	nets, err := network.New(netCtx, network.Options{
+		StateDir:      cfg.StateDir,
+		Log:           log,
+		SysctlDir:     "/proc/sys",
+		DefineDefault: cfg.NetworkDefault,
+	})
+	netCancel()
+	if err != nil {
+		return err
+	}
 	probeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	drv, err := qemu.New(probeCtx, qemu.Options{
 		HostUUID:       hostUUID,
@@ -121,6 +135,7 @@ func run(args []string) error {
 		SelfURI:        selfURI(cfg, listen, hostname),
 		ListenAddr:     cfg.ListenAddr,
 		FaultInjection: cfg.FaultInjection,
+		Networks:       nets,
 	})
 	cancel()
 	if err != nil {
@@ -135,7 +150,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(cfg, drv, log, server.WithSecrets(secrets))
+	srv := server.New(cfg, drv, log, server.WithSecrets(secrets), server.WithNetworks(nets))
 	if err := srv.Listen(listen); err != nil {
 		return err
 	}

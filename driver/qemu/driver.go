@@ -35,6 +35,9 @@ type Options struct {
 	ListenAddr string
 	// FaultInjection lists "<step>:<action>" faults (see faults.go).
 	FaultInjection []string
+	// Networks finds the bridges of <interface type='network'> (netif.go);
+	// nil means such NICs cannot start.
+	Networks NetworkBridges
 }
 
 // Driver is the QEMU driver.

@@ -124,6 +124,13 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 	}
 	defer lnFile.Close()
 
+	// Tap devices for network, bridge and ethernet NICs (netif.go).
+	nics, err := d.openTaps(ctx, live)
+	if err != nil {
+		return err
+	}
+	defer nics.close()
+
 	cmd, err := qemucmd.Build(live, qemucmd.Options{
 		DomainDir: runDir,
 		MonitorFD: 3,
@@ -135,7 +142,11 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 		return err
 	}
 	// Serial log files are opened here and passed as fds, as libvirt does.
-	files, closeFiles, err := cmd.ExtraFiles(map[int]*os.File{3: lnFile})
+	fixed := map[int]*os.File{3: lnFile}
+	if err := nics.place(cmd, fixed); err != nil {
+		return err
+	}
+	files, closeFiles, err := cmd.ExtraFiles(fixed)
 	if err != nil {
 		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
 	}

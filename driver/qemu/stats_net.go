@@ -24,8 +24,12 @@ func (d *Driver) InterfaceStats(ctx context.Context, ref libvirt.Domain, device 
 	if !dom.active() {
 		return libvirt.DomainInterfaceStatsRet{}, errNotRunning()
 	}
-	if findNIC(dom.current(), device) == nil {
+	nic := findNIC(dom.current(), device)
+	if nic == nil {
 		return libvirt.DomainInterfaceStatsRet{}, compat.Errorf(libvirt.ErrInvalidArg, compat.FromDomain, "'%s' is not a known interface", device)
+	}
+	if nic.Target != nil && nic.Target.Dev != "" {
+		return tapStats(nic) // netif_stats.go
 	}
 	// virNetDevTapInterfaceStats with no ifname.
 	return libvirt.DomainInterfaceStatsRet{}, compat.Errorf(libvirt.ErrInternalError, compat.FromNone, "Interface name not provided")
@@ -65,4 +69,7 @@ func netGroup(def *libvirtxml.Domain, add func(string, *libvirt.TypedParamValue)
 		n = len(def.Devices.Interfaces)
 	}
 	add("net.count", libvirt.NewTypedParamValueUint(uint32(n)))
+	for i := 0; i < n; i++ {
+		tapStatsParams(i, &def.Devices.Interfaces[i], add) // netif_stats.go
+	}
 }

@@ -76,6 +76,11 @@ type Config struct {
 	// (/debug/pprof/) on this loopback address, for soak tests and
 	// performance work.
 	DebugPprofAddr string
+	// NetworkDefault defines libvirt's 'default' network (NAT on
+	// 192.168.122.0/24, bridge virbr0, autostarted) the first time the
+	// daemon starts on a state_dir, as Debian's libvirt package does.
+	// Set it to 0 on a machine where that network must not appear.
+	NetworkDefault bool
 }
 
 // Default returns the configuration used when no file is given, with
@@ -102,6 +107,7 @@ func Default() *Config {
 		KeepaliveCount:      5,
 		LogLevel:            3,
 		StateDir:            "/var/lib/govirtd",
+		NetworkDefault:      true,
 	}
 }
 
@@ -262,6 +268,7 @@ var keys = func() map[string]key {
 		"log_rpc_calls":    boolKey(func(c *Config) *bool { return &c.LogRPCCalls }),
 		"fault_injection":  stringListKey(func(c *Config) *[]string { return &c.FaultInjection }),
 		"debug_pprof_addr": stringKey(func(c *Config) *string { return &c.DebugPprofAddr }),
+		"network_default":  boolKey(func(c *Config) *bool { return &c.NetworkDefault }),
 	}
 	for _, k := range ignored {
 		m[k] = key{}

@@ -18,7 +18,7 @@ func TestDefault(t *testing.T) {
 		AuthTCP: "sasl", AuthTLS: "none", AuthUnixRW: "none", AuthUnixRO: "none",
 		MaxClients: 5000, MaxAnonymousClients: 20, MaxClientRequests: 5,
 		MaxWorkers: 20, MinWorkers: 5, KeepaliveInterval: 5, KeepaliveCount: 5,
-		LogLevel: 3, StateDir: "/var/lib/govirtd",
+		LogLevel: 3, StateDir: "/var/lib/govirtd", NetworkDefault: true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
@@ -41,6 +41,7 @@ func TestDefault(t *testing.T) {
 }
 
 const hostB = `# govirtd configuration for the second host of the two-host setup
+network_default = 0
 listen_tls = 0
 listen_tcp = 1
 tcp_port = "16509"

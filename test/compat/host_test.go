@@ -76,6 +76,8 @@ type Host struct {
 	SockDir string
 	Config  string
 	LogPath string
+	// NetNS is the network namespace the daemon runs in (HostOptions.NetNS).
+	NetNS   string
 	cmd     *exec.Cmd
 	exited  chan error
 	cleanup bool
@@ -92,6 +94,19 @@ type HostOptions struct {
 	// TLS sets listen_tls = 1 with tls_port a free port (Host.TLSPort);
 	// the credentials (ca_file, cert_file, key_file) go in Extra.
 	TLS bool
+	// NetNS runs the daemon, and so its networks, dnsmasq and QEMU, in a
+	// network namespace of its own (Host.NetNS), made for the test and
+	// removed when it ends, with only lo up: nothing it does reaches the
+	// host's network. Clients use Host.UnixURI (unix sockets work across
+	// namespaces); the TCP listener is only reachable from inside (other
+	// daemons in the namespace, see ShareNetNS). Without it, a host
+	// never defines the default network (network_default = 0), since it
+	// shares the host's network.
+	NetNS bool
+	// ShareNetNS runs the daemon in another host's network namespace
+	// (one started with NetNS), so the two can migrate guests between
+	// them; it does not define the default network either.
+	ShareNetNS *Host
 }
 
 // StartHost starts a govirtd host and stops it when the test ends, whether
@@ -131,6 +146,14 @@ func NewHost(t *testing.T, o HostOptions) *Host {
 		}
 	})
 	h.Dir = dir
+	netConf := "network_default = 0"
+	if o.NetNS {
+		h.NetNS = makeNetNS(t, fmt.Sprintf("gvd-%d-%d", os.Getpid(), n))
+		netConf = ""
+	}
+	if o.ShareNetNS != nil {
+		h.NetNS = o.ShareNetNS.NetNS
+	}
 	// QEMU processes run in sessions of their own and outlive the daemon
 	// (by design): kill every one this host started. Their command lines
 	// name files under the host's directory. Registered first, so it runs
@@ -163,7 +186,8 @@ log_level = 2
 log_rpc_calls = 1
 qemu_config = "%s"
 %s
-`, h.Name, tlsConf, h.Addr, h.Port, h.SockDir, filepath.Join(dir, "state"), h.Name, h.UUID, qemuConf, o.Extra)
+%s
+`, h.Name, tlsConf, h.Addr, h.Port, h.SockDir, filepath.Join(dir, "state"), h.Name, h.UUID, qemuConf, netConf, o.Extra)
 	if err := os.WriteFile(h.Config, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +203,11 @@ func (h *Host) Start() {
 		t.Fatal(err)
 	}
 	h.cmd = exec.Command(daemonBin, "-f", h.Config, "--listen")
+	if h.NetNS != "" {
+		// ip netns exec execs the daemon (same pid) with a /sys of the
+		// namespace, where the daemon reads its devices' counters.
+		h.cmd = exec.Command(deps.Command(t, "ip"), "netns", "exec", h.NetNS, daemonBin, "-f", h.Config, "--listen")
+	}
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	// Its own process group, so a stop reaches anything it started.
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -197,8 +226,12 @@ func (h *Host) Start() {
 		})
 	}
 	deadline := time.Now().Add(20 * time.Second)
+	network, addr := "tcp", h.TCPAddr()
+	if h.NetNS != "" {
+		network, addr = "unix", filepath.Join(h.SockDir, "libvirt-sock")
+	}
 	for {
-		c, err := net.DialTimeout("tcp", h.TCPAddr(), 200*time.Millisecond)
+		c, err := net.DialTimeout(network, addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return
@@ -212,7 +245,7 @@ func (h *Host) Start() {
 		}
 		if time.Now().After(deadline) {
 			h.DumpLog()
-			t.Fatalf("govirtd %s did not listen on %s within 20 s", h.Name, h.TCPAddr())
+			t.Fatalf("govirtd %s did not listen on %s within 20 s", h.Name, addr)
 		}
 	}
 }
@@ -303,6 +336,40 @@ func (h *Host) Restart() {
 	h.Stop()
 	h.cmd = nil
 	h.Start()
+}
+
+// makeNetNS creates a named network namespace with lo up and removes it
+// when the test ends, after killing whatever still runs in it (dnsmasq,
+// QEMU: all started by this test's daemon). Registered before the host's
+// other clean-ups, so it runs after them.
+func makeNetNS(t *testing.T, name string) string {
+	t.Helper()
+	ip := deps.Command(t, "ip")
+	if out, err := exec.Command(ip, "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 50; i++ {
+			out, _ := exec.Command(ip, "netns", "pids", name).Output()
+			pids := strings.Fields(string(out))
+			if len(pids) == 0 {
+				break
+			}
+			for _, p := range pids {
+				if pid, err := strconv.Atoi(p); err == nil && pid > 1 && pid != os.Getpid() {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if out, err := exec.Command(ip, "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v %s", name, err, out)
+		}
+	})
+	if out, err := exec.Command(ip, "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("bring up lo in %s: %v %s", name, err, out)
+	}
+	return name
 }
 
 // killProcessesUnder kills every process whose command line mentions dir.

@@ -111,7 +111,9 @@ func TestVirtInstallDefaults(t *testing.T) {
 		t.Run(machine, func(t *testing.T) {
 			name := "vi-" + machine
 			// No flag works around a device: --network user only because
-			// virt-install's default NIC needs a libvirt network,
+			// virt-install's default NIC needs the libvirt network
+			// 'default', which a host outside a network namespace of its
+			// own does not define (TestVirtInstallNetworkDefault has it),
 			// --machine picks the machine under test, and --virt-type
 			// qemu because this machine's /dev/kvm opens but cannot run
 			// a guest (KVM "emulation failure"), with libvirtd as here.

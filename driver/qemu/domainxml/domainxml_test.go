@@ -160,7 +160,7 @@ func TestValidateUnsupported(t *testing.T) {
 		{"qemu", "", "<disk type='file' device='lun'><source file='/x'/><target dev='sda'/></disk>", "<disk device> 'lun'"},
 		{"qemu", "", "<controller type='scsi' index='0'/>", "<controller type> 'scsi'"},
 		{"qemu", "", "<controller type='usb' index='0' model='ehci'/>", "model 'ehci'"},
-		{"qemu", "", "<interface type='network'><source network='default'/></interface>", "<interface type>"},
+		{"qemu", "", "<interface type='direct'><source dev='eth0' mode='bridge'/></interface>", "<interface type>"},
 		{"qemu", "", "<interface type='user'><model type='ne2k_pci'/></interface>", "<interface><model type> 'ne2k_pci'"},
 		{"qemu", "", "<serial type='tcp'><source mode='bind' host='0' service='1'/></serial>", "<serial> type"},
 		{"qemu", "", "<input type='passthrough' bus='virtio'/>", "<input type> 'passthrough'"},

@@ -282,8 +282,14 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 		return err
 	}
 	for _, n := range dv.Interfaces {
-		if n.Source == nil || n.Source.User == nil {
-			return unsupported("<interface type> other than 'user' is not supported by govirtd")
+		if n.Source == nil || (n.Source.User == nil && n.Source.Network == nil && n.Source.Bridge == nil && n.Source.Ethernet == nil) {
+			return unsupported("<interface type> other than 'user', 'network', 'bridge' or 'ethernet' is not supported by govirtd")
+		}
+		if n.Source.Network != nil && n.Source.Network.Network == "" {
+			return compat.Errorf(libvirt.ErrXMLError, compat.FromDomain, "No <source> 'network' attribute specified with <interface type='network'/>")
+		}
+		if n.Source.Bridge != nil && n.Source.Bridge.Bridge == "" {
+			return compat.Errorf(libvirt.ErrXMLError, compat.FromDomain, "No <source> 'bridge' attribute specified with <interface type='bridge'/>")
 		}
 		model := ""
 		if n.Model != nil {

@@ -525,17 +525,16 @@ func (b *builder) nets() error {
 		n := &b.dom.Devices.Interfaces[i]
 		id := alias(n.Alias)
 		what := fmt.Sprintf("interface '%s'", id)
-		if n.Source == nil || n.Source.User == nil {
-			// Other types need tap devices and descriptors from the host
-			// network setup, which this package does not do.
-			return unsupported("%s: only type 'user' is supported", what)
+		tap := isTapNIC(n)
+		if n.Source == nil || (n.Source.User == nil && !tap) {
+			return unsupported("%s: only types 'user', 'network', 'bridge' and 'ethernet' are supported", what)
 		}
-		if n.Source.User.Dev != "" || len(n.IP) > 0 || len(n.Route) > 0 || len(n.PortForward) > 0 ||
+		if (n.Source.User != nil && n.Source.User.Dev != "") || len(n.IP) > 0 || len(n.Route) > 0 || len(n.PortForward) > 0 ||
 			n.Backend != nil || n.Driver != nil || n.ROM != nil || n.MTU != nil || n.Link != nil ||
-			n.Target != nil || n.Guest != nil || n.Tune != nil || n.Teaming != nil || n.Coalesce != nil ||
+			(n.Target != nil && !tap) || n.Guest != nil || n.Tune != nil || n.Teaming != nil || n.Coalesce != nil ||
 			n.Bandwidth != nil || n.VLan != nil || n.VirtualPort != nil || n.FilterRef != nil ||
 			n.Script != nil || n.DownScript != nil || n.BackendDomain != nil {
-			return unsupported("%s: settings beyond model, mac and address", what)
+			return unsupported("%s: settings beyond model, mac, target and address", what)
 		}
 		model := ""
 		if n.Model != nil {
@@ -552,7 +551,17 @@ func (b *builder) nets() error {
 		if err != nil {
 			return unsupported("%s: MAC address '%s'", what, n.MAC.Address)
 		}
-		b.arg("-netdev", newProps().add("type", "user").add("id", "host"+id).String())
+		if tap {
+			// libvirt opens the tap device itself and passes the
+			// descriptor (qemuBuildHostNetProps): {"type":"tap","fd":"N"}.
+			// vhost-net is only used with KVM (qemuInterfaceOpenVhostNet).
+			fd := b.nextFD
+			b.nextFD++
+			b.cmd.Taps = append(b.cmd.Taps, PassedTap{FD: fd, Alias: id})
+			b.arg("-netdev", newProps().add("type", "tap").add("fd", fmt.Sprint(fd)).add("id", "host"+id).String())
+		} else {
+			b.arg("-netdev", newProps().add("type", "user").add("id", "host"+id).String())
+		}
 		p := newProps().add("driver", driver).add("netdev", "host"+id).add("id", id).add("mac", mac.String())
 		if err := b.addPCI(p, n.Address, what); err != nil {
 			return err
@@ -561,6 +570,12 @@ func (b *builder) nets() error {
 		b.device(p)
 	}
 	return nil
+}
+
+// isTapNIC reports whether a NIC is backed by a host tap device: types
+// network, bridge and ethernet.
+func isTapNIC(n *libvirtxml.DomainInterface) bool {
+	return n.Source != nil && (n.Source.Network != nil || n.Source.Bridge != nil || n.Source.Ethernet != nil)
 }
 
 // chardev returns the -chardev backend for a character device and

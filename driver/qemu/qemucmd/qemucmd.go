@@ -73,6 +73,16 @@ type Command struct {
 	Env  []string
 	// Files lists the descriptors QEMU expects besides the monitor.
 	Files []PassedFile
+	// Taps lists the tap device descriptors QEMU expects, one per NIC of
+	// type network, bridge or ethernet; the caller opens the taps.
+	Taps []PassedTap
+}
+
+// PassedTap is the descriptor number at which QEMU expects the tap device
+// of the NIC with the given alias (net0).
+type PassedTap struct {
+	FD    int
+	Alias string
 }
 
 // builder accumulates the command line while keeping the per-start state
