@@ -128,9 +128,8 @@ func (b *builder) vnc(g *libvirtxml.DomainGraphic) error {
 // seamless migration is on because libvirt migrates SPICE clients.
 func (b *builder) spice(s *libvirtxml.DomainGraphicSpice) error {
 	if s.TLSPort > 0 || s.DefaultMode != "" && s.DefaultMode != "any" || len(s.Channel) > 0 || s.Passwd != "" ||
-		s.Keymap != "" || s.GL != nil || s.Image != nil || s.JPEG != nil || s.ZLib != nil || s.Playback != nil ||
-		s.Streaming != nil || s.Mouse != nil || s.ClipBoard != nil || s.FileTransfer != nil {
-		return unsupported("SPICE TLS/password/channel/compression/GL settings")
+		s.Keymap != "" || s.GL != nil || s.Mouse != nil || s.ClipBoard != nil || s.FileTransfer != nil {
+		return unsupported("SPICE TLS/password/channel/mouse/clipboard/GL settings")
 	}
 	if s.Port <= 0 {
 		return unsupported("SPICE display without an allocated port (port %d)", s.Port)
@@ -139,8 +138,30 @@ func (b *builder) spice(s *libvirtxml.DomainGraphicSpice) error {
 	if err != nil {
 		return err
 	}
-	b.arg("-spice", fmt.Sprintf("port=%d,addr=%s,disable-ticketing=on,seamless-migration=on", s.Port, listen))
+	// The compression settings, in libvirt's order; virt-install writes
+	// <image compression='off'/> for a display on the local machine.
+	var compression string
+	for _, c := range []struct{ opt, val string }{
+		{"image-compression", spiceSetting(s.Image != nil, func() string { return s.Image.Compression })},
+		{"jpeg-wan-compression", spiceSetting(s.JPEG != nil, func() string { return s.JPEG.Compression })},
+		{"zlib-glz-wan-compression", spiceSetting(s.ZLib != nil, func() string { return s.ZLib.Compression })},
+		{"playback-compression", spiceSetting(s.Playback != nil, func() string { return s.Playback.Compression })},
+		{"streaming-video", spiceSetting(s.Streaming != nil, func() string { return s.Streaming.Mode })},
+	} {
+		if c.val != "" {
+			compression += "," + c.opt + "=" + c.val
+		}
+	}
+	b.arg("-spice", fmt.Sprintf("port=%d,addr=%s,disable-ticketing=on%s,seamless-migration=on", s.Port, listen, compression))
 	return nil
+}
+
+// spiceSetting is an optional SPICE element's attribute ("" when absent).
+func spiceSetting(present bool, value func() string) string {
+	if !present {
+		return ""
+	}
+	return value()
 }
 
 func (b *builder) videos() error {

@@ -217,3 +217,30 @@ func TestPassedListeningSocket(t *testing.T) {
 	}
 	c.Close()
 }
+
+// SPICE compression settings go on -spice in libvirt's order, between
+// ticketing and seamless migration (virt-install writes image
+// compression 'off' for a local display).
+func TestSpiceCompression(t *testing.T) {
+	dom := loadDomain(t, "net-user")
+	dom.Devices.Graphics = []libvirtxml.DomainGraphic{{Spice: &libvirtxml.DomainGraphicSpice{
+		Port: 5901, Listen: "127.0.0.1",
+		Image:     &libvirtxml.DomainGraphicSpiceImage{Compression: "off"},
+		Playback:  &libvirtxml.DomainGraphicSpicePlayback{Compression: "on"},
+		Streaming: &libvirtxml.DomainGraphicSpiceStreaming{Mode: "filter"},
+	}}}
+	cmd, err := Build(dom, suiteOptions("QEMUGuest1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "port=5901,addr=127.0.0.1,disable-ticketing=on,image-compression=off,playback-compression=on,streaming-video=filter,seamless-migration=on"
+	for i, a := range cmd.Args {
+		if a == "-spice" && i+1 < len(cmd.Args) {
+			if cmd.Args[i+1] != want {
+				t.Fatalf("-spice %s\nwant    %s", cmd.Args[i+1], want)
+			}
+			return
+		}
+	}
+	t.Fatalf("no -spice in %v", cmd.Args)
+}
