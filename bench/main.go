@@ -30,7 +30,7 @@ var (
 	flagReps     = flag.Int("reps", 3, "repetitions of every figure")
 	flagDur      = flag.Duration("dur", 2*time.Second, "duration of one RPC run")
 	flagNoLv     = flag.Bool("no-libvirtd", false, "measure govirtd only")
-	flagPhases   = flag.String("phases", "rpc,list,migrate", "phases to run")
+	flagPhases   = flag.String("phases", "rpc,list,migrate,tuning", "phases to run")
 )
 
 var t0 = time.Now()
@@ -117,7 +117,7 @@ func run() error {
 	m.host, _ = os.Hostname()
 	b := &bench{index: map[string]int{}}
 
-	if phases["migrate"] {
+	if phases["migrate"] || phases["tuning"] {
 		logf("building the test guest")
 		out, err := exec.Command(*flagGuest).Output()
 		if err != nil {
@@ -238,6 +238,11 @@ func run() error {
 	}
 	if phases["migrate"] {
 		if err := b.migratePhase(); err != nil {
+			return err
+		}
+	}
+	if phases["tuning"] {
+		if err := b.tuningPhase(); err != nil {
 			return err
 		}
 	}

@@ -34,14 +34,20 @@ func (p *pair) dst() *host { return p.hosts[1-p.cur] }
 // test/compat/guest_test.go, with a fixed UUID so that the same definition
 // can live on both hosts of a pair.
 func guestXML(name, uuid, kernel, initrd, serial string, dirty bool) string {
-	cmdline := "console=ttyS0 quiet cryptomgr.notests acpi=off pti=on tick_ms=200"
+	extra := ""
 	if dirty {
-		cmdline += " dirty_mb=32 dirty_rate_mb=20"
+		extra = " dirty_mb=32 dirty_rate_mb=20"
 	}
+	return guestXMLWith(name, uuid, kernel, initrd, serial, 128, extra)
+}
+
+// guestXMLWith is guestXML with a memory size and extra kernel arguments.
+func guestXMLWith(name, uuid, kernel, initrd, serial string, memMiB int, extra string) string {
+	cmdline := "console=ttyS0 quiet cryptomgr.notests acpi=off pti=on tick_ms=200" + extra
 	return fmt.Sprintf(`<domain type='qemu'>
   <name>%s</name>
   <uuid>%s</uuid>
-  <memory unit='MiB'>128</memory>
+  <memory unit='MiB'>%d</memory>
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
@@ -56,7 +62,7 @@ func guestXML(name, uuid, kernel, initrd, serial string, dirty bool) string {
     </serial>
   </devices>
 </domain>
-`, name, uuid, kernel, initrd, cmdline, serial)
+`, name, uuid, memMiB, kernel, initrd, cmdline, serial)
 }
 
 // defineOnBoth defines the guest on both hosts: a migration then leaves it
@@ -180,7 +186,7 @@ var (
 
 // virshMigrate moves the guest to the other host with virsh (whole-process
 // wall time) and reads the source's completed-job statistics.
-func (p *pair) virshMigrate(p2p bool, bandwidth int) (migResult, error) {
+func (p *pair) virshMigrate(p2p bool, bandwidth int, extra ...string) (migResult, error) {
 	var r migResult
 	args := []string{"-c", p.src().uri(), "migrate", "--live"}
 	if p2p {
@@ -189,8 +195,9 @@ func (p *pair) virshMigrate(p2p bool, bandwidth int) (migResult, error) {
 	if bandwidth > 0 {
 		args = append(args, "--bandwidth", strconv.Itoa(bandwidth))
 	}
+	args = append(args, extra...)
 	args = append(args, p.guest, p.dst().uri())
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
 	defer cancel()
 	t0 := time.Now()
 	out, err := exec.CommandContext(ctx, "virsh", args...).CombinedOutput()

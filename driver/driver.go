@@ -164,6 +164,10 @@ type Migration interface {
 	// MigrateStartPostCopy switches the domain's outgoing migration, begun
 	// with VIR_MIGRATE_POSTCOPY, to post-copy.
 	MigrateStartPostCopy(ctx context.Context, dom libvirt.Domain, flags uint32) error
+	// MigrateGetCompressionCache and MigrateSetCompressionCache are the
+	// xbzrle cache size in bytes (virsh migrate-compcache).
+	MigrateGetCompressionCache(ctx context.Context, dom libvirt.Domain, flags uint32) (uint64, error)
+	MigrateSetCompressionCache(ctx context.Context, dom libvirt.Domain, bytes uint64, flags uint32) error
 	MigrateSetMaxSpeed(ctx context.Context, dom libvirt.Domain, mibps uint64, flags uint32) error
 	MigrateGetMaxSpeed(ctx context.Context, dom libvirt.Domain, flags uint32) (uint64, error)
 	MigrateSetMaxDowntime(ctx context.Context, dom libvirt.Domain, ms uint64, flags uint32) error

@@ -91,6 +91,13 @@ func registerMigrationHandlers(t *Table, s *Server) {
 	t.DomainAbortJobFlags(func(c *Call, a *libvirt.DomainAbortJobFlagsArgs) error {
 		return drv.AbortJobFlags(c.Ctx, a.Dom, a.Flags)
 	})
+	t.DomainMigrateGetCompressionCache(func(c *Call, a *libvirt.DomainMigrateGetCompressionCacheArgs) (*libvirt.DomainMigrateGetCompressionCacheRet, error) {
+		size, err := drv.MigrateGetCompressionCache(c.Ctx, a.Dom, a.Flags)
+		return &libvirt.DomainMigrateGetCompressionCacheRet{CacheSize: size}, err
+	})
+	t.DomainMigrateSetCompressionCache(func(c *Call, a *libvirt.DomainMigrateSetCompressionCacheArgs) error {
+		return drv.MigrateSetCompressionCache(c.Ctx, a.Dom, a.CacheSize, a.Flags)
+	})
 	t.DomainMigrateStartPostCopy(func(c *Call, a *libvirt.DomainMigrateStartPostCopyArgs) error {
 		return drv.MigrateStartPostCopy(c.Ctx, a.Dom, a.Flags)
 	})

@@ -187,6 +187,54 @@ func (d *Driver) MigrateStartPostCopy(ctx context.Context, ref libvirt.Domain, f
 	return nil
 }
 
+// MigrateGetCompressionCache implements driver.Migration: QEMU's
+// xbzrle-cache-size of the running domain, as libvirt 9.0 reads it.
+func (d *Driver) MigrateGetCompressionCache(ctx context.Context, ref libvirt.Domain, flags uint32) (uint64, error) {
+	if flags != 0 {
+		return 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "qemuDomainMigrateGetCompressionCache: unsupported flags (0x%x)", flags)
+	}
+	dom, err := d.get(ref)
+	if err != nil {
+		return 0, err
+	}
+	mon, err := dom.monitor()
+	if err != nil {
+		return 0, err
+	}
+	p, err := mon.QueryMigrateParameters(ctx)
+	if err != nil {
+		return 0, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
+	}
+	if p.XBZRLECacheSize == nil {
+		return 0, compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "Compressed migration is not supported by QEMU binary")
+	}
+	return uint64(*p.XBZRLECacheSize), nil
+}
+
+// MigrateSetCompressionCache implements driver.Migration: it sets QEMU's
+// xbzrle-cache-size (bytes), also during a migration.
+func (d *Driver) MigrateSetCompressionCache(ctx context.Context, ref libvirt.Domain, size uint64, flags uint32) error {
+	if flags != 0 {
+		return compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "qemuDomainMigrateSetCompressionCache: unsupported flags (0x%x)", flags)
+	}
+	dom, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	mon, err := dom.monitor()
+	if err != nil {
+		return err
+	}
+	if size > 1<<62 {
+		return compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "cache size %d is too large", size)
+	}
+	v := int64(size)
+	if err := mon.MigrateSetParameters(ctx, qmp.MigrationParameters{XBZRLECacheSize: &v}); err != nil {
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
+	}
+	return nil
+}
+
 // maxSpeedPostcopy is VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY.
 const maxSpeedPostcopy = uint32(libvirt.DomainMigrateMaxSpeedPostcopy)
 

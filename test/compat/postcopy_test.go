@@ -174,6 +174,13 @@ func TestMigratePostcopyFlagChecks(t *testing.T) {
 	if got := strings.TrimSpace(MustVirsh(t, a.URI(), "migrate-getspeed", "--postcopy", "pf")); got != "7" {
 		t.Fatalf("migrate-getspeed --postcopy = %q, want 7", got)
 	}
+	// The xbzrle cache (migrate-compcache), QEMU's own setting.
+	if got := MustVirsh(t, a.URI(), "migrate-compcache", "pf", "--size", "67108864"); !strings.Contains(got, "Compression cache: 64.000 MiB") {
+		t.Fatalf("migrate-compcache --size: %q", got)
+	}
+	if got := MustVirsh(t, a.URI(), "migrate-compcache", "pf"); !strings.Contains(got, "Compression cache: 64.000 MiB") {
+		t.Fatalf("migrate-compcache: %q", got)
+	}
 }
 
 // waitState waits for a domain's `domstate --reason` to be want.
