@@ -44,7 +44,9 @@ func parse(doc string) (*libvirtxml.Network, error) {
 	if err := def.Unmarshal(doc); err != nil {
 		return nil, xmlErr("%v", err)
 	}
-	if def.Name == "" {
+	// A blank name is no name: it would not survive formatting (found by
+	// FuzzParse), and it names files and a dnsmasq instance.
+	if strings.TrimSpace(def.Name) == "" {
 		return nil, &compat.Error{Code: libvirt.ErrNoName, Domain: compat.FromNetwork, Int1: -1}
 	}
 	// The name is a file name in the state directory.
