@@ -594,13 +594,9 @@ func (d *Driver) failPostcopy(dom *domain, m *migState) {
 		d.log.Error("record failed post-copy migration", "domain", dom.name, "phase", string(m.job.Phase), "err", err)
 	}
 	dom.mu.Lock()
-	release := m.release
-	m.release = nil
 	m.job.ConnID = 0
 	dom.mu.Unlock()
-	if release != nil {
-		release()
-	}
+	releaseJobLock(dom, m)
 	d.log.Warn("post-copy migration failed: the guest is kept, waiting for a --postcopy-resume migration", "domain", dom.name, "role", string(m.job.Role))
 }
 

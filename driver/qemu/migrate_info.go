@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -187,28 +188,44 @@ func (d *Driver) MigrateStartPostCopy(ctx context.Context, ref libvirt.Domain, f
 	return nil
 }
 
+// migrationParams reads the running domain's migration parameters from
+// QEMU (the getters of settings libvirt keeps in QEMU only).
+func (d *Driver) migrationParams(ctx context.Context, ref libvirt.Domain) (qmp.MigrationParameters, error) {
+	dom, err := d.get(ref)
+	if err != nil {
+		return qmp.MigrationParameters{}, err
+	}
+	mon, err := dom.monitor()
+	if err != nil {
+		return qmp.MigrationParameters{}, err
+	}
+	return mon.QueryMigrateParameters(ctx)
+}
+
 // MigrateGetCompressionCache implements driver.Migration: QEMU's
 // xbzrle-cache-size of the running domain, as libvirt 9.0 reads it.
 func (d *Driver) MigrateGetCompressionCache(ctx context.Context, ref libvirt.Domain, flags uint32) (uint64, error) {
 	if flags != 0 {
 		return 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "qemuDomainMigrateGetCompressionCache: unsupported flags (0x%x)", flags)
 	}
-	dom, err := d.get(ref)
+	p, err := d.migrationParams(ctx, ref)
 	if err != nil {
-		return 0, err
-	}
-	mon, err := dom.monitor()
-	if err != nil {
-		return 0, err
-	}
-	p, err := mon.QueryMigrateParameters(ctx)
-	if err != nil {
-		return 0, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
+		return 0, asOperationFailed(err)
 	}
 	if p.XBZRLECacheSize == nil {
 		return 0, compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "Compressed migration is not supported by QEMU binary")
 	}
 	return uint64(*p.XBZRLECacheSize), nil
+}
+
+// asOperationFailed reports a QMP failure as libvirt's operation failed;
+// libvirt's own errors (no domain, not running) pass as they are.
+func asOperationFailed(err error) error {
+	var le *compat.Error
+	if errors.As(err, &le) {
+		return err
+	}
+	return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
 }
 
 // MigrateSetCompressionCache implements driver.Migration: it sets QEMU's
@@ -292,13 +309,9 @@ func (d *Driver) MigrateGetMaxSpeed(ctx context.Context, ref libvirt.Domain, fla
 		return 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "qemuDomainMigrateGetMaxSpeed: unsupported flags (0x%x)", flags&^maxSpeedPostcopy)
 	}
 	if flags&maxSpeedPostcopy != 0 {
-		mon, err := dom.monitor()
+		p, err := d.migrationParams(ctx, ref)
 		if err != nil {
-			return 0, err
-		}
-		p, err := mon.QueryMigrateParameters(ctx)
-		if err != nil {
-			return 0, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "%v", err)
+			return 0, asOperationFailed(err)
 		}
 		if p.MaxPostcopyBandwidth == nil {
 			return 0, compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "querying maximum post-copy migration speed is not supported by QEMU binary")
@@ -335,15 +348,7 @@ func (d *Driver) MigrateSetMaxDowntime(ctx context.Context, ref libvirt.Domain, 
 
 // MigrateGetMaxDowntime implements driver.Migration.
 func (d *Driver) MigrateGetMaxDowntime(ctx context.Context, ref libvirt.Domain, flags uint32) (uint64, error) {
-	dom, err := d.get(ref)
-	if err != nil {
-		return 0, err
-	}
-	mon, err := dom.monitor()
-	if err != nil {
-		return 0, err
-	}
-	p, err := mon.QueryMigrateParameters(ctx)
+	p, err := d.migrationParams(ctx, ref)
 	if err != nil {
 		return 0, err
 	}

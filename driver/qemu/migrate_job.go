@@ -140,15 +140,22 @@ func (d *Driver) endMigJob(dom *domain, m *migState) {
 		m.restoreSpeed()
 		m.restoreSpeed = nil
 	}
-	// Taken under the lock: a QEMU that dies mid-migration ends the job
-	// from its exit handler while the step's own goroutine may too.
+	dom.mu.Unlock()
+	releaseJobLock(dom, m)
+	d.saveStatus(dom)
+}
+
+// releaseJobLock frees the domain's job lock the migration holds, once.
+// Taken under dom.mu: a QEMU that dies mid-migration ends the job from its
+// exit handler while the step's own goroutine may too.
+func releaseJobLock(dom *domain, m *migState) {
+	dom.mu.Lock()
 	release := m.release
 	m.release = nil
 	dom.mu.Unlock()
 	if release != nil {
 		release()
 	}
-	d.saveStatus(dom)
 }
 
 // advance moves the job to its next phase and persists it, so a restarted
