@@ -82,6 +82,12 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 		SpiceListen:  d.qconf.SpiceListen,
 		BackingChain: domainxml.BackingChain,
 	}
+	if d.opts.Volumes != nil {
+		rt.ResolveVolume = func(pool, vol string) (domainxml.VolumeSource, error) {
+			src, err := d.opts.Volumes.ResolveVolume(ctx, pool, vol)
+			return domainxml.VolumeSource{Path: src.Path, Type: src.Type}, err
+		}
+	}
 	if err := domainxml.PrepareLive(live, rt, ports); err != nil {
 		return err
 	}
