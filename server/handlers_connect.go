@@ -77,6 +77,7 @@ func registerHandlers(t *Table, s *Server) {
 	registerDomainListHandlers(t, s)
 	registerDomainHandlers(t, s)
 	registerEmptyDriverHandlers(t, s)
+	registerConsoleHandlers(t, s)
 	if s.secrets != nil {
 		registerSecretHandlers(t, s)
 	}

@@ -53,6 +53,9 @@ type Stream struct {
 	sparse bool
 	// outgoing: the server sends data on this stream (see stream_send.go).
 	outgoing bool
+	// duplex: an outgoing stream that also carries the client's data (a
+	// console).
+	duplex bool
 
 	mu      sync.Mutex
 	queue   []chunk // received, not yet read
@@ -96,23 +99,23 @@ type streamEnd struct {
 // before the handler returns, so no data sent after the reply can be lost.
 // If the handler then fails, the stream is discarded with the error reply.
 func (call *Call) OpenStream() (*Stream, error) {
-	return call.openStream(false, false)
+	return call.openStream(false, false, false)
 }
 
 // OpenSparseStream is OpenStream for a stream whose client may send holes
 // (vol-upload --sparse): ReadSegment reports them, Read reads them as
 // zeros.
 func (call *Call) OpenSparseStream() (*Stream, error) {
-	return call.openStream(true, false)
+	return call.openStream(true, false, false)
 }
 
-func (call *Call) openStream(sparse, outgoing bool) (*Stream, error) {
+func (call *Call) openStream(sparse, outgoing, duplex bool) (*Stream, error) {
 	if call.stream != nil {
 		return nil, errors.New("server: call opened a second stream")
 	}
 	c := call.Conn
 	key := streamKey{call.Header.Procedure, call.Header.Serial}
-	s := &Stream{c: c, key: key, sparse: sparse, outgoing: outgoing,
+	s := &Stream{c: c, key: key, sparse: sparse, outgoing: outgoing, duplex: duplex,
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1), repliedCh: make(chan struct{})}
 	c.streamsMu.Lock()
 	defer c.streamsMu.Unlock()

@@ -15,7 +15,7 @@ import (
 // call's procedure and serial. As libvirt's remote_daemon_stream.c does, a
 // data message carries at most streamChunkBytes, a sparse stream sends
 // holes as STREAM_HOLE messages, the end of the data is an empty STREAM
-// OK, and the client then finishes the stream with its own STREAM OK,
+// CONTINUE, and the client then finishes the stream with its own STREAM OK,
 // which the server confirms with another; a client's STREAM ERROR aborts
 // the stream. Writes block on the connection, so a slow client slows the
 // sender instead of filling the daemon's memory.
@@ -36,7 +36,14 @@ var errStreamEnded = errors.New("server: stream ended")
 // sender may send holes (SendHole). The handler starts the sender and
 // returns; the data follows the reply.
 func (call *Call) OpenSendStream(sparse bool) (*Stream, error) {
-	return call.openStream(sparse, true)
+	return call.openStream(sparse, true, false)
+}
+
+// OpenDuplexStream opens a stream that carries data both ways (a
+// console): the server sends with Send, and reads what the client sends
+// with Read.
+func (call *Call) OpenDuplexStream() (*Stream, error) {
+	return call.openStream(false, true, true)
 }
 
 // waitReply waits until the call's reply went out. It fails if the stream
@@ -97,13 +104,15 @@ func (s *Stream) SendHole(n int64) error {
 	return nil
 }
 
-// SendEOF ends the data: an empty STREAM OK. The stream stays open until
-// the client finishes it.
+// SendEOF ends the data: an empty STREAM CONTINUE (libvirt's clients take
+// a STREAM OK for the confirmation of their own finish, and drop the
+// connection if none was asked for). The stream stays open until the
+// client finishes it.
 func (s *Stream) SendEOF() error {
 	if err := s.waitReply(); err != nil {
 		return err
 	}
-	s.sendMsg(rpc.Stream, rpc.OK, nil)
+	s.sendMsg(rpc.Stream, rpc.Continue, nil)
 	return nil
 }
 
@@ -124,9 +133,16 @@ func (s *Stream) SendError(err error) {
 // handleOutgoingFromClient handles what a client sends on an outgoing
 // stream (its STREAM ERROR is an abort, handled as for incoming ones). A
 // STREAM OK finishes the stream: it is confirmed with a STREAM OK and the
-// sender stops. Data is not expected and aborts the stream.
+// sender stops. Data is for a duplex stream's reader; on any other stream
+// it aborts the stream.
 func (s *Stream) handleOutgoingFromClient(p *rpc.Packet) {
 	switch p.Status {
+	case rpc.Continue:
+		if !s.duplex {
+			s.abortLocal(compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "unexpected data on an outgoing stream"))
+		} else if len(p.Body) > 0 {
+			s.push(chunk{data: p.Body})
+		}
 	case rpc.OK:
 		s.mu.Lock()
 		s.eof = true

@@ -73,6 +73,8 @@ type Driver struct {
 	incomingErrors incomingErrors
 	displayPorts   *portAllocator
 	faults         faults
+	// consoles are the open `virsh console` sessions.
+	consoles consoleSessions
 	// portsInUse are incoming migration ports handed out and not yet
 	// released (QEMU binds them a moment later).
 	portMu     sync.Mutex
