@@ -163,13 +163,12 @@ func (c *Conn) handleStream(p *rpc.Packet) {
 		return
 	}
 	if p.Type == rpc.StreamHole {
-		var h streamHole
 		if !s.sparse || s.outgoing {
 			s.abortLocal(compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unexpected stream hole"))
-		} else if err := xdr.Unmarshal(p.Body, &h); err != nil || h.Length < 0 {
-			s.abortLocal(compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "malformed stream hole"))
-		} else if h.Length > 0 {
-			s.push(chunk{hole: h.Length})
+		} else if n, err := decodeStreamHole(p.Body); err != nil {
+			s.abortLocal(err)
+		} else if n > 0 {
+			s.push(chunk{hole: n})
 		}
 		return
 	}

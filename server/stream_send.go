@@ -30,6 +30,15 @@ type streamHole struct {
 	Flags  uint32
 }
 
+// decodeStreamHole reads a client's STREAM_HOLE body: the hole's length.
+func decodeStreamHole(body []byte) (int64, error) {
+	var h streamHole
+	if err := xdr.Unmarshal(body, &h); err != nil || h.Length < 0 || h.Flags != 0 {
+		return 0, compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "malformed stream hole")
+	}
+	return h.Length, nil
+}
+
 var errStreamEnded = errors.New("server: stream ended")
 
 // OpenSendStream opens the outgoing stream of this call; with sparse, the
