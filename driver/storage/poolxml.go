@@ -215,6 +215,9 @@ func wellFormed(doc, root, what string) error {
 			var se *xml.SyntaxError
 			if errors.As(err, &se) {
 				line, msg = se.Line, se.Msg
+				if msg == "unexpected EOF" {
+					msg = "Premature end of data"
+				}
 			} else if err.Error() == "EOF" {
 				line, _ = dec.InputPos()
 				msg = "Premature end of data"

@@ -26,6 +26,7 @@ type buildJob struct {
 	final    string // its name when done
 	prealloc bool   // VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA
 	src      *volume
+	srcPool  *pool // the source's pool, when it is another
 }
 
 // StorageVolCreateXML implements driver.Storage.
@@ -60,6 +61,9 @@ func (d *Driver) createVol(ctx context.Context, ref libvirt.StoragePool, doc str
 	if job.src != nil {
 		job.src.inUse++
 	}
+	if job.srcPool != nil {
+		job.srcPool.jobs++
+	}
 	d.mu.Unlock()
 
 	err = d.build(ctx, job)
@@ -76,6 +80,9 @@ func (d *Driver) createVol(ctx context.Context, ref libvirt.StoragePool, doc str
 	p.jobs--
 	if job.src != nil {
 		job.src.inUse--
+	}
+	if job.srcPool != nil {
+		job.srcPool.jobs--
 	}
 	if err != nil {
 		return libvirt.StorageVol{}, err
@@ -115,7 +122,7 @@ func (d *Driver) prepareBuild(ref libvirt.StoragePool, doc string, clone *libvir
 	if err := backendFor(p.def); err != nil {
 		return nil, nil, err
 	}
-	job := &buildJob{prealloc: flags&libvirt.StorageVolCreatePreallocMetadata != 0}
+	job := &buildJob{prealloc: flags&libvirt.StorageVolCreatePreallocMetadata != 0, srcPool: srcPool}
 	if clone != nil {
 		sp := p
 		if srcPool != nil {
@@ -125,7 +132,7 @@ func (d *Driver) prepareBuild(ref libvirt.StoragePool, doc string, clone *libvir
 		if !ok {
 			return nil, nil, noVolName(clone.Name)
 		}
-		if job.src, err = d.reprobe(sp, src); err != nil {
+		if job.src, err = d.reprobe(src); err != nil {
 			return nil, nil, err
 		}
 		if job.src.Type != "file" {

@@ -75,7 +75,7 @@ func (d *Driver) StorageVolResize(ctx context.Context, ref libvirt.StorageVol, c
 		}
 	}
 	old := v.Allocation
-	if nv, err := d.reprobe(p, v); err == nil {
+	if nv, err := d.reprobe(v); err == nil {
 		p.def.Allocation = p.def.Allocation - min(p.def.Allocation, old) + nv.Allocation
 		p.def.Available = p.def.Available + old - min(p.def.Available+old, nv.Allocation)
 	}
@@ -156,7 +156,7 @@ func (d *Driver) StorageVolWipe(ctx context.Context, ref libvirt.StorageVol, alg
 		return err
 	}
 	if cur, ok := p.vols[v.Name]; ok {
-		_, err = d.reprobe(p, cur)
+		_, err = d.reprobe(cur)
 	}
 	return err
 }

@@ -45,7 +45,7 @@ func inUse(v *volume) error {
 
 // reprobe is the dir backend's refreshVol: the volume is read again from
 // its file. d.mu is held.
-func (d *Driver) reprobe(p *pool, v *volume) (*volume, error) {
+func (d *Driver) reprobe(v *volume) (*volume, error) {
 	nv, ok := probe(v.Path)
 	if !ok {
 		_, err := os.Stat(v.Path)
@@ -54,9 +54,10 @@ func (d *Driver) reprobe(p *pool, v *volume) (*volume, error) {
 		}
 		return nil, systemError(err, "cannot open volume '%s'", v.Path)
 	}
+	// In place: a copy or a wipe running without the lock holds v.
 	nv.Name, nv.inUse = v.Name, v.inUse
-	p.vols[v.Name] = nv
-	return nv, nil
+	*v = *nv
+	return v, nil
 }
 
 // StoragePoolListVolumes implements driver.Storage.
@@ -140,11 +141,11 @@ func (d *Driver) StorageVolGetInfo(ctx context.Context, ref libvirt.StorageVol, 
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p, v, err := d.volFrom(ref)
+	_, v, err := d.volFrom(ref)
 	if err != nil {
 		return driver.StorageVolInfo{}, err
 	}
-	if v, err = d.reprobe(p, v); err != nil {
+	if v, err = d.reprobe(v); err != nil {
 		return driver.StorageVolInfo{}, err
 	}
 	info := driver.StorageVolInfo{Type: libvirt.StorageVolFile, Capacity: v.Capacity, Allocation: v.Allocation}
@@ -164,11 +165,11 @@ func (d *Driver) StorageVolGetXMLDesc(ctx context.Context, ref libvirt.StorageVo
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p, v, err := d.volFrom(ref)
+	_, v, err := d.volFrom(ref)
 	if err != nil {
 		return "", err
 	}
-	if v, err = d.reprobe(p, v); err != nil {
+	if v, err = d.reprobe(v); err != nil {
 		return "", err
 	}
 	return v.format(), nil
