@@ -117,5 +117,8 @@ func wantErr(t *testing.T, err error, code libvirt.ErrorNumber, sub string) {
 }
 
 func volXML(name string, capacity string, format string, extra string) string {
-	return fmt.Sprintf("<volume><name>%s</name><capacity>%s</capacity>%s<target><format type='%s'/></target></volume>", name, capacity, extra, format)
+	if !strings.HasPrefix(capacity, "<") {
+		capacity = "<capacity>" + capacity + "</capacity>"
+	}
+	return fmt.Sprintf("<volume><name>%s</name>%s%s<target><format type='%s'/></target></volume>", name, capacity, extra, format)
 }
