@@ -5,11 +5,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
 )
+
+// fromXMLUtil is VIR_FROM_XML, libvirt's XML utility functions.
+const fromXMLUtil = compat.Domain(5)
 
 // backendFor is virStorageBackendForType: only the dir backend is built
 // into govirtd, and libvirt's answer for a type whose backend is missing
@@ -80,11 +84,15 @@ func (d *Driver) updateInactive(p *pool) {
 // StoragePoolDefineXML implements driver.Storage.
 func (d *Driver) StoragePoolDefineXML(ctx context.Context, doc string, flags uint32) (libvirt.StoragePool, error) {
 	if flags&^uint32(libvirt.StoragePoolDefineValidate) != 0 {
-		return libvirt.StoragePool{}, unsupportedFlags(flags, "storagePoolDefineXML")
+		return libvirt.StoragePool{}, unsupportedFlags(uint32(flags&^uint32(libvirt.StoragePoolDefineValidate)), "storagePoolDefineXML")
 	}
 	def, err := parsePool(doc)
 	if err != nil {
 		return libvirt.StoragePool{}, err
+	}
+	// The name becomes a line of the saved file's header comment.
+	if strings.Contains(def.Name, "\n") {
+		return libvirt.StoragePool{}, compat.Errorf(libvirt.ErrXMLDetail, fromXMLUtil, "invalid char in name: \n")
 	}
 	if err := backendFor(def); err != nil {
 		return libvirt.StoragePool{}, err
@@ -132,7 +140,7 @@ const createFlags = libvirt.StoragePoolCreateWithBuild | libvirt.StoragePoolCrea
 // StoragePoolCreateXML implements driver.Storage.
 func (d *Driver) StoragePoolCreateXML(ctx context.Context, doc string, flags libvirt.StoragePoolCreateFlags) (libvirt.StoragePool, error) {
 	if flags&^createFlags != 0 {
-		return libvirt.StoragePool{}, unsupportedFlags(uint32(flags), "storagePoolCreateXML")
+		return libvirt.StoragePool{}, unsupportedFlags(uint32(flags&^createFlags), "storagePoolCreateXML")
 	}
 	def, err := parsePool(doc)
 	if err != nil {
@@ -176,7 +184,7 @@ func (d *Driver) startLocked(p *pool) error {
 // a defined pool.
 func (d *Driver) StoragePoolCreate(ctx context.Context, ref libvirt.StoragePool, flags libvirt.StoragePoolCreateFlags) error {
 	if flags&^createFlags != 0 {
-		return unsupportedFlags(uint32(flags), "storagePoolCreate")
+		return unsupportedFlags(uint32(flags&^createFlags), "storagePoolCreate")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -234,7 +242,7 @@ const defaultPoolMode = 0o711
 // formatting file systems and change nothing for a directory.
 func (d *Driver) buildDir(def *poolDef, flags libvirt.StoragePoolBuildFlags) error {
 	if flags&^(libvirt.StoragePoolBuildOverwrite|libvirt.StoragePoolBuildNoOverwrite) != 0 {
-		return unsupportedFlags(uint32(flags), "virStorageBackendFileSystemBuild")
+		return unsupportedFlags(uint32(flags&^(libvirt.StoragePoolBuildOverwrite|libvirt.StoragePoolBuildNoOverwrite)), "virStorageBackendFileSystemBuild")
 	}
 	if flags&libvirt.StoragePoolBuildOverwrite != 0 && flags&libvirt.StoragePoolBuildNoOverwrite != 0 {
 		return exclusiveFlags("VIR_STORAGE_POOL_BUILD_OVERWRITE", "VIR_STORAGE_POOL_BUILD_NO_OVERWRITE")

@@ -43,7 +43,7 @@ func typeFlag(t string) libvirt.ConnectListAllStoragePoolsFlags {
 // type flags keep the pools of the types named.
 func (d *Driver) ListAllStoragePools(ctx context.Context, flags libvirt.ConnectListAllStoragePoolsFlags) ([]libvirt.StoragePool, error) {
 	if flags&^allListFlags() != 0 {
-		return nil, unsupportedFlags(uint32(flags), "storageConnectListAllStoragePools")
+		return nil, unsupportedFlags(uint32(flags&^allListFlags()), "storageConnectListAllStoragePools")
 	}
 	match := func(on bool, yes, no libvirt.ConnectListAllStoragePoolsFlags) bool {
 		if flags&(yes|no) == 0 {
@@ -142,7 +142,7 @@ func (d *Driver) StoragePoolLookupByTargetPath(ctx context.Context, path string)
 // pool ran, if there is one.
 func (d *Driver) StoragePoolGetXMLDesc(ctx context.Context, ref libvirt.StoragePool, flags libvirt.StorageXMLFlags) (string, error) {
 	if flags&^libvirt.StorageXMLInactive != 0 {
-		return "", unsupportedFlags(uint32(flags), "storagePoolGetXMLDesc")
+		return "", unsupportedFlags(uint32(flags&^libvirt.StorageXMLInactive), "storagePoolGetXMLDesc")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -73,10 +73,6 @@ func parsePool(doc string) (*poolDef, error) {
 	if strings.Contains(d.Name, "/") {
 		return nil, xmlErr("name %s cannot contain '/'", d.Name)
 	}
-	// A name must survive being a file name and an XML text node.
-	if strings.ContainsAny(d.Name, "\n\x00") || strings.TrimSpace(d.Name) != d.Name || d.Name == "." || d.Name == ".." {
-		return nil, xmlErr("invalid pool name '%s'", d.Name)
-	}
 	if x.UUID == "" {
 		if _, err := rand.Read(d.UUID[:]); err != nil {
 			return nil, compat.Errorf(libvirt.ErrInternalError, compat.FromStorage, "unable to generate uuid")

@@ -43,7 +43,7 @@ func nextData(f *os.File, pos, size int64) (data, end int64, err error) {
 // StorageVolDownload implements driver.Storage.
 func (d *Driver) StorageVolDownload(ctx context.Context, ref libvirt.StorageVol, offset, length uint64, flags libvirt.StorageVolDownloadFlags) (driver.VolumeReader, error) {
 	if flags&^libvirt.StorageVolDownloadSparseStream != 0 {
-		return nil, unsupportedFlags(uint32(flags), "storageVolDownload")
+		return nil, unsupportedFlags(uint32(flags&^libvirt.StorageVolDownloadSparseStream), "storageVolDownload")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -112,7 +112,7 @@ func (r *volReader) Close() error { return r.f.Close() }
 // StorageVolUpload implements driver.Storage.
 func (d *Driver) StorageVolUpload(ctx context.Context, ref libvirt.StorageVol, offset, length uint64, flags libvirt.StorageVolUploadFlags) (driver.VolumeWriter, error) {
 	if flags&^libvirt.StorageVolUploadSparseStream != 0 {
-		return nil, unsupportedFlags(uint32(flags), "storageVolUpload")
+		return nil, unsupportedFlags(uint32(flags&^libvirt.StorageVolUploadSparseStream), "storageVolUpload")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

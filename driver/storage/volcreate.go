@@ -32,7 +32,7 @@ type buildJob struct {
 // StorageVolCreateXML implements driver.Storage.
 func (d *Driver) StorageVolCreateXML(ctx context.Context, ref libvirt.StoragePool, doc string, flags libvirt.StorageVolCreateFlags) (libvirt.StorageVol, error) {
 	if flags&^(libvirt.StorageVolCreatePreallocMetadata|libvirt.StorageVolCreateValidate) != 0 {
-		return libvirt.StorageVol{}, unsupportedFlags(uint32(flags), "storageVolCreateXML")
+		return libvirt.StorageVol{}, unsupportedFlags(uint32(flags&^(libvirt.StorageVolCreatePreallocMetadata|libvirt.StorageVolCreateValidate)), "storageVolCreateXML")
 	}
 	return d.createVol(ctx, ref, doc, nil, flags)
 }
@@ -40,7 +40,7 @@ func (d *Driver) StorageVolCreateXML(ctx context.Context, ref libvirt.StoragePoo
 // StorageVolCreateXMLFrom implements driver.Storage.
 func (d *Driver) StorageVolCreateXMLFrom(ctx context.Context, ref libvirt.StoragePool, doc string, clone libvirt.StorageVol, flags libvirt.StorageVolCreateFlags) (libvirt.StorageVol, error) {
 	if flags&^(libvirt.StorageVolCreatePreallocMetadata|libvirt.StorageVolCreateReflink|libvirt.StorageVolCreateValidate) != 0 {
-		return libvirt.StorageVol{}, unsupportedFlags(uint32(flags), "storageVolCreateXMLFrom")
+		return libvirt.StorageVol{}, unsupportedFlags(uint32(flags&^(libvirt.StorageVolCreatePreallocMetadata|libvirt.StorageVolCreateReflink|libvirt.StorageVolCreateValidate)), "storageVolCreateXMLFrom")
 	}
 	return d.createVol(ctx, ref, doc, &clone, flags)
 }

@@ -20,7 +20,7 @@ const wipeAlgLast = 10
 func (d *Driver) StorageVolResize(ctx context.Context, ref libvirt.StorageVol, capacity uint64, flags libvirt.StorageVolResizeFlags) error {
 	all := libvirt.StorageVolResizeAllocate | libvirt.StorageVolResizeDelta | libvirt.StorageVolResizeShrink
 	if flags&^all != 0 {
-		return unsupportedFlags(uint32(flags), "storageVolResize")
+		return unsupportedFlags(uint32(flags&^all), "storageVolResize")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -137,7 +137,7 @@ func (d *Driver) StorageVolLookupByPath(ctx context.Context, path string) (libvi
 // StorageVolGetInfo implements driver.Storage.
 func (d *Driver) StorageVolGetInfo(ctx context.Context, ref libvirt.StorageVol, flags libvirt.StorageVolInfoFlags) (driver.StorageVolInfo, error) {
 	if flags&^libvirt.StorageVolGetPhysical != 0 {
-		return driver.StorageVolInfo{}, unsupportedFlags(uint32(flags), "storageVolGetInfoFlags")
+		return driver.StorageVolInfo{}, unsupportedFlags(uint32(flags&^libvirt.StorageVolGetPhysical), "storageVolGetInfoFlags")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
