@@ -64,8 +64,9 @@ func (p *pool) ref() libvirt.StoragePool {
 }
 
 // New opens the driver on configDir (libvirt's /etc/libvirt/storage) and
-// loads the persistent pools defined there. They are all inactive until
-// Autostart starts the autostart ones.
+// loads the persistent pools defined there. The pools that ran when the
+// daemon stopped (in this boot of the host) run again; the others are
+// inactive until Autostart starts the autostart ones.
 func New(configDir string, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.Default()
@@ -80,6 +81,9 @@ func New(configDir string, log *slog.Logger) (*Driver, error) {
 		}
 	}
 	if err := d.loadConfigs(); err != nil {
+		return nil, err
+	}
+	if err := d.loadStates(); err != nil {
 		return nil, err
 	}
 	return d, nil

@@ -177,6 +177,7 @@ func (d *Driver) startLocked(p *pool) error {
 		return err
 	}
 	p.active = true
+	d.saveState(p)
 	return nil
 }
 
@@ -302,6 +303,7 @@ func (d *Driver) StoragePoolDestroy(ctx context.Context, ref libvirt.StoragePool
 		return err
 	}
 	p.vols, p.active = nil, false
+	d.removeState(p.def.Name)
 	d.log.Info("storage pool destroyed", "pool", p.def.Name)
 	d.emitLifecycle(p, libvirt.StoragePoolEventStopped)
 	d.updateInactive(p)
@@ -389,6 +391,7 @@ func (d *Driver) StoragePoolRefresh(ctx context.Context, ref libvirt.StoragePool
 	}
 	if err := d.refreshLocked(p); err != nil {
 		p.vols, p.active = nil, false
+		d.removeState(p.def.Name)
 		d.emitLifecycle(p, libvirt.StoragePoolEventStopped)
 		d.updateInactive(p)
 		return err

@@ -282,3 +282,57 @@ func TestTransientPoolAndRedefine(t *testing.T) {
 		t.Fatalf("left %v", n)
 	}
 }
+
+// Pools that run when the daemon stops run again when it starts, in the
+// same boot of the host; a state file from another boot is dropped.
+func TestRunningPoolsSurviveRestart(t *testing.T) {
+	e := newEnv(t)
+	p := e.startPool("kept")
+	tr, err := e.d.StoragePoolCreateXML(ctx, poolXML("tr", filepath.Join(e.root, "kept-too"), ""), libvirt.StoragePoolCreateWithBuild)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.createVol(p, volXML("v.img", "4096", "raw", ""), 0)
+	if err := os.Mkdir(filepath.Join(e.root, "old"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := "<poolstate boot='not-this-boot'>\n" + poolXML("old", filepath.Join(e.root, "old"), "") + "\n</poolstate>\n"
+	if err := os.WriteFile(filepath.Join(e.cfg, "run", "old.xml"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	d2 := e.open()
+	for _, ref := range []libvirt.StoragePool{p, tr} {
+		if on, err := d2.StoragePoolIsActive(ctx, ref); err != nil || !on {
+			t.Fatalf("%s not running after restart: %v", ref.Name, err)
+		}
+	}
+	if pers, _ := d2.StoragePoolIsPersistent(ctx, tr); pers {
+		t.Fatal("transient pool came back persistent")
+	}
+	if pers, _ := d2.StoragePoolIsPersistent(ctx, p); !pers {
+		t.Fatal("persistent pool came back transient")
+	}
+	if _, err := d2.StorageVolLookupByName(ctx, p, "v.img"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d2.StoragePoolLookupByName(ctx, "old"); err == nil {
+		t.Fatal("pool of another boot restored")
+	}
+	if _, err := os.Stat(filepath.Join(e.cfg, "run", "old.xml")); !os.IsNotExist(err) {
+		t.Fatalf("stale state kept: %v", err)
+	}
+	if err := d2.StoragePoolDestroy(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.StoragePoolDestroy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	d3 := e.open()
+	if n := d3.StoragePoolNames(true); len(n) != 0 {
+		t.Fatalf("destroyed pools running after restart: %v", n)
+	}
+	if n := d3.StoragePoolNames(false); !reflect.DeepEqual(n, []string{"kept"}) {
+		t.Fatalf("inactive pools %v", n)
+	}
+}
