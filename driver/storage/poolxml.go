@@ -189,12 +189,11 @@ func writePerms(b *strings.Builder, p perms, indent string) {
 	fmt.Fprintf(b, "%s</permissions>\n", indent)
 }
 
-// escape is virBufferEscapeString's escaping of text and attributes.
-func escape(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s))
-	return strings.ReplaceAll(b.String(), "&#xA;", "\n")
-}
+// escaper is virBufferEscapeString's escaping; a carriage return is kept
+// as a reference so that it survives a parse.
+var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;", "\"", "&quot;", "\r", "&#xD;")
+
+func escape(s string) string { return escaper.Replace(s) }
 
 // wellFormed checks that doc is one XML document whose root is root,
 // with libxml2's words for what is wrong, as virXMLParse reports them.

@@ -214,7 +214,7 @@ func (d *Driver) build(ctx context.Context, job *buildJob) error {
 		}
 		args = append(args, job.src.Path, job.tmp)
 		if err = d.qemuImgRun(ctx, args...); err == nil && r.Capacity > job.src.Capacity {
-			err = d.qemuImgRun(ctx, "resize", "-f", r.Format, job.tmp, fmt.Sprint(r.Capacity))
+			err = d.qemuImgRun(ctx, "resize", "-f", r.Format, job.tmp, fmt.Sprint((r.Capacity+511)/512*512))
 		}
 	case r.Format == "raw":
 		err = createRaw(job.tmp, r, "")

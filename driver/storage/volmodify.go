@@ -69,7 +69,8 @@ func (d *Driver) StorageVolResize(ctx context.Context, ref libvirt.StorageVol, c
 		if abs < v.Capacity {
 			args = append(args, "--shrink")
 		}
-		args = append(args, v.Path, fmt.Sprint(abs))
+		// qemu-img takes multiples of 512 only; libvirt rounds up.
+		args = append(args, v.Path, fmt.Sprint((abs+511)/512*512))
 		if err := d.qemuImgRun(ctx, args...); err != nil {
 			return err
 		}

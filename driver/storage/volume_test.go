@@ -222,5 +222,12 @@ func TestVolumeResize(t *testing.T) {
 	if info, _ := e.d.StorageVolGetInfo(ctx, q, 0); info.Capacity != 6<<20 {
 		t.Fatalf("qcow2 shrunk %+v", info)
 	}
+	// qemu-img takes multiples of 512: the size is rounded up.
+	if err := e.d.StorageVolResize(ctx, q, 6<<20+1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := e.d.StorageVolGetInfo(ctx, q, 0); info.Capacity != 6<<20+512 {
+		t.Fatalf("qcow2 odd size %+v", info)
+	}
 	wantErr(t, e.d.StorageVolResize(ctx, raw, 1<<62, libvirt.StorageVolResizeAllocate), libvirt.ErrOperationFailed, "Not enough space left in storage pool")
 }
