@@ -278,7 +278,16 @@ func createRaw(path string, r *volReq, src string) error {
 		return systemError(err, "cannot extend file '%s'", path)
 	}
 	if alloc := min(r.Allocation, r.Capacity); alloc > 0 {
-		if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(alloc)); err != nil {
+		err := unix.Fallocate(int(f.Fd()), 0, 0, int64(alloc))
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			// As safezero: zeros written where fallocate is not there,
+			// except over a copy's data.
+			err = nil
+			if src == "" {
+				err = writeZeros(f, 0, int64(alloc))
+			}
+		}
+		if err != nil {
 			return systemError(err, "cannot fill file '%s'", path)
 		}
 	}

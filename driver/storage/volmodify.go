@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -101,7 +102,11 @@ func resizeRaw(path string, capacity uint64, prealloc bool) error {
 		}
 	}
 	if prealloc && capacity > 0 {
-		if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(capacity)); err != nil {
+		err := unix.Fallocate(int(f.Fd()), 0, 0, int64(capacity))
+		if errors.Is(err, unix.EOPNOTSUPP) && int64(capacity) > st.Size() {
+			err = writeZeros(f, st.Size(), int64(capacity)-st.Size())
+		}
+		if err != nil {
 			return systemError(err, "Failed to pre-allocate space for file '%s'", path)
 		}
 	}
