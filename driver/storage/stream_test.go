@@ -194,7 +194,7 @@ func TestCloneAndWipe(t *testing.T) {
 	if b, _ := os.ReadFile(full.Key); !bytes.Equal(b, make([]byte, 65536)) {
 		t.Fatal("wipe of allocated file left data")
 	}
-	wantErr(t, e.d.StorageVolWipe(ctx, src, libvirt.StorageVolWipeAlgNnsa, 0), libvirt.ErrInternalError, "scrub program not found")
+	wantErr(t, e.d.StorageVolWipe(ctx, src, libvirt.StorageVolWipeAlgNnsa, 0), libvirt.ErrSystemError, "Cannot find 'scrub' in path")
 	wantErr(t, e.d.StorageVolWipe(ctx, src, 42, 0), libvirt.ErrInvalidArg, "wiping algorithm 42 not supported")
 	wantErr(t, e.d.StorageVolWipe(ctx, src, libvirt.StorageVolWipeAlgZero, 1), libvirt.ErrInvalidArg, "unsupported flags (0x1) in function storageVolWipePattern")
 }

@@ -140,7 +140,10 @@ func (d *Driver) StorageVolWipe(ctx context.Context, ref libvirt.StorageVol, alg
 		case libvirt.StorageVolWipeAlgTrim:
 			err = compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromStorage, "'trim' algorithm not supported")
 		default:
-			err = compat.Errorf(libvirt.ErrInternalError, compat.FromStorage, "scrub program not found")
+			// libvirt runs scrub for these; govirtd has no scrub to run,
+			// and says so as libvirt's virCommand does when it finds none.
+			err = &compat.Error{Code: libvirt.ErrSystemError, Domain: compat.FromNone, Int1: int32(unix.ENOENT),
+				Detail: "Cannot find 'scrub' in path: No such file or directory"}
 		}
 	}
 	if err != nil {
