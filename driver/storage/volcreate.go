@@ -210,7 +210,7 @@ func (d *Driver) build(ctx context.Context, job *buildJob) error {
 	case job.src != nil:
 		args := []string{"convert", "-f", job.src.Format, "-O", r.Format}
 		if r.Format == "qcow2" {
-			args = append(args, "-o", qcow2Opts(job.prealloc))
+			args = append(args, "-o", qcow2Opts(job.prealloc, r))
 		}
 		args = append(args, job.src.Path, job.tmp)
 		if err = d.qemuImgRun(ctx, args...); err == nil && r.Capacity > job.src.Capacity {
@@ -223,7 +223,7 @@ func (d *Driver) build(ctx context.Context, job *buildJob) error {
 		if r.BackingPath != "" {
 			args = append(args, "-b", r.BackingPath, "-F", r.BackingFormat)
 		}
-		args = append(args, "-o", qcow2Opts(job.prealloc), job.tmp)
+		args = append(args, "-o", qcow2Opts(job.prealloc, r), job.tmp)
 		if r.Capacity > 0 || r.BackingPath == "" {
 			// libvirt gives qemu-img the size in KiB, rounded up.
 			args = append(args, fmt.Sprintf("%dK", (r.Capacity+1023)/1024))
@@ -236,11 +236,19 @@ func (d *Driver) build(ctx context.Context, job *buildJob) error {
 	return setPerms(job.tmp, r.Perms)
 }
 
-func qcow2Opts(prealloc bool) string {
-	if prealloc {
+// qcow2Opts are qemu-img's -o for a new qcow2. With
+// VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA, libvirt preallocates the
+// metadata of a volume whose allocation is below its capacity, and the
+// whole file (falloc) of one that is fully allocated, sizes counted in
+// KiB.
+func qcow2Opts(prealloc bool, r *volReq) string {
+	if !prealloc {
+		return "compat=1.1"
+	}
+	if (r.Capacity+1023)/1024 > (r.Allocation+1023)/1024 {
 		return "compat=1.1,preallocation=metadata"
 	}
-	return "compat=1.1"
+	return "compat=1.1,preallocation=falloc"
 }
 
 // setPerms gives a new volume its mode (0600 by default) and owner.

@@ -61,8 +61,16 @@ func TestVolumeCreateRawAndQcow2(t *testing.T) {
 		t.Fatalf("qemu-img sees %s %d", f, size)
 	}
 	info, err = e.d.StorageVolGetInfo(ctx, q, 0)
-	if err != nil || info.Capacity != 10<<20 {
+	// Fully allocated (no <allocation>): qemu-img's falloc preallocation.
+	if err != nil || info.Capacity != 10<<20 || info.Allocation < 10<<20 {
 		t.Fatalf("qcow2 info %+v %v", info, err)
+	}
+	meta := e.createVol(p, volXML("meta.qcow2", "<capacity unit='M'>10</capacity>", "qcow2", "<allocation>0</allocation>"), libvirt.StorageVolCreatePreallocMetadata)
+	if info, _ := e.d.StorageVolGetInfo(ctx, meta, 0); info.Allocation >= 10<<20 || info.Allocation == 0 {
+		t.Fatalf("metadata-preallocated qcow2 %+v", info)
+	}
+	if err := e.d.StorageVolDelete(ctx, meta, 0); err != nil {
+		t.Fatal(err)
 	}
 	doc, err := e.d.StorageVolGetXMLDesc(ctx, q, 0)
 	if err != nil {
