@@ -239,3 +239,35 @@ func TestVolumeResize(t *testing.T) {
 	}
 	wantErr(t, e.d.StorageVolResize(ctx, raw, 1<<62, libvirt.StorageVolResizeAllocate), libvirt.ErrOperationFailed, "Not enough space left in storage pool")
 }
+
+// Volumes created at once, with lookups and info meanwhile, all arrive.
+func TestConcurrentCreates(t *testing.T) {
+	e := newEnv(t)
+	p := e.startPool("p")
+	errs := make(chan error, 16)
+	for i := 0; i < 8; i++ {
+		go func(i int) {
+			format := "raw"
+			if i%2 == 1 {
+				format = "qcow2"
+			}
+			v, err := e.d.StorageVolCreateXML(ctx, p, volXML("v"+string(rune('0'+i)), "65536", format, "<allocation>0</allocation>"), 0)
+			if err == nil {
+				_, err = e.d.StorageVolGetInfo(ctx, v, 0)
+			}
+			errs <- err
+		}(i)
+		go func() {
+			_, err := e.d.StoragePoolListVolumes(ctx, p)
+			errs <- err
+		}()
+	}
+	for i := 0; i < 16; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if vols, _ := e.d.StoragePoolListVolumes(ctx, p); len(vols) != 8 {
+		t.Fatalf("%d volumes", len(vols))
+	}
+}
