@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,7 +56,10 @@ func (d *Driver) refreshLocked(p *pool) error {
 	vols := map[string]*volume{}
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasPrefix(name, tmpPrefix) || strings.IndexFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
+		// Control characters are skipped as libvirt does; so are names
+		// that are not UTF-8, which no XML document or RPC string can
+		// carry.
+		if strings.HasPrefix(name, tmpPrefix) || !printable(name) {
 			continue
 		}
 		v, ok := probe(filepath.Join(dir, name))
@@ -216,8 +220,10 @@ func parseQcow2(buf []byte, f *os.File) (qcow2Info, bool) {
 	}
 	if backOff != 0 && backLen > 0 && backLen <= 1023 {
 		name := make([]byte, backLen)
-		if n, _ := f.ReadAt(name, int64(backOff)); n == int(backLen) && backOff < 1<<62 {
-			q.backing = string(name)
+		if backOff < 1<<62 {
+			if n, _ := f.ReadAt(name, int64(backOff)); n == int(backLen) && printable(string(name)) {
+				q.backing = string(name)
+			}
 		}
 	}
 	if q.backingFormat != "" && q.backingFormat != "raw" && q.backingFormat != "qcow2" {
@@ -233,4 +239,9 @@ func sanitizeFormat(s string) string {
 		return "raw"
 	}
 	return s
+}
+
+// printable reports whether s is UTF-8 without control characters.
+func printable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) < 0
 }

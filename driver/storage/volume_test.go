@@ -159,6 +159,8 @@ func TestVolumeCreateRawAndQcow2(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "short"), []byte("QFI"), 0o600)
 	os.Mkdir(filepath.Join(dir, "sub"), 0o700)
 	os.Symlink("/nonexistent/target", filepath.Join(dir, "dangling"))
+	os.WriteFile(filepath.Join(dir, "not-utf8-\xff"), nil, 0o600)
+	os.WriteFile(filepath.Join(dir, "ctrl-\x01"), nil, 0o600)
 	if err := e.d.StoragePoolRefresh(ctx, p, 0); err != nil {
 		t.Fatal(err)
 	}
