@@ -231,3 +231,11 @@ type DomainConsoles interface {
 	// another session takes it over.
 	OpenConsole(ctx context.Context, dom libvirt.Domain, devName string, flags libvirt.DomainConsoleFlags) (io.ReadWriteCloser, error)
 }
+
+// DomainScreenshots takes pictures of a running domain's screens (virsh
+// screenshot); the server serves DOMAIN_SCREENSHOT only for a driver that
+// implements it.
+type DomainScreenshots interface {
+	// Screenshot returns the picture of the screen and its MIME type.
+	Screenshot(ctx context.Context, dom libvirt.Domain, screen uint32, flags uint32) (io.ReadCloser, string, error)
+}

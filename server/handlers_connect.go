@@ -78,6 +78,7 @@ func registerHandlers(t *Table, s *Server) {
 	registerDomainHandlers(t, s)
 	registerEmptyDriverHandlers(t, s)
 	registerConsoleHandlers(t, s)
+	registerScreenshotHandlers(t, s)
 	if s.secrets != nil {
 		registerSecretHandlers(t, s)
 	}
