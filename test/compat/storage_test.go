@@ -135,10 +135,25 @@ func TestStoragePoolAndVolumes(t *testing.T) {
 		t.Errorf("download at offset = %q", got)
 	}
 
+	if got := strings.TrimSpace(MustVirsh(t, uri, "vol-key", "--pool", "a", "disk.qcow2")); got != filepath.Join(dir, "disk.qcow2") {
+		t.Errorf("vol-key = %q", got)
+	}
+	// vol-create-from: a raw copy of disk.raw, as big as its XML says.
+	fromXML := filepath.Join(h.Dir, "from.xml")
+	os.WriteFile(fromXML, []byte("<volume><name>from.raw</name><capacity unit='M'>20</capacity><allocation>0</allocation><target><format type='raw'/></target></volume>"), 0o644)
+	MustVirsh(t, uri, "vol-create-from", "a", fromXML, "disk.raw", "--inputpool", "a")
+	MustVirsh(t, uri, "vol-download", "--pool", "a", "from.raw", out, "--offset", "4096", "--length", "16")
+	if got, _ := os.ReadFile(out); string(got) != "govirtd was here" {
+		t.Errorf("vol-create-from copy at offset 4096 = %q", got)
+	}
+	mustContain(t, "vol-info from.raw", MustVirsh(t, uri, "vol-info", "--pool", "a", "from.raw"), "Capacity:       20.00 MiB")
+	MustVirsh(t, uri, "vol-delete", "--pool", "a", "from.raw")
 	MustVirsh(t, uri, "vol-clone", "--pool", "a", "disk.qcow2", "clone.qcow2")
 	mustContain(t, "clone", run(t, 30*time.Second, "qemu-img", "info", filepath.Join(dir, "clone.qcow2")).Stdout, "file format: qcow2", "virtual size: 64 MiB")
 	MustVirsh(t, uri, "vol-resize", "--pool", "a", "disk.raw", "32M")
 	mustContain(t, "vol-info after resize", MustVirsh(t, uri, "vol-info", "--pool", "a", "disk.raw"), "Capacity:       32.00 MiB")
+	MustVirsh(t, uri, "vol-resize", "--pool", "a", "disk.qcow2", "16M", "--delta")
+	mustContain(t, "vol-info after --delta", MustVirsh(t, uri, "vol-info", "--pool", "a", "disk.qcow2"), "Capacity:       80.00 MiB")
 	mustFail(t, uri, "shrink", "vol-resize", "--pool", "a", "disk.raw", "8M")
 	MustVirsh(t, uri, "vol-wipe", "--pool", "a", "disk.raw")
 	MustVirsh(t, uri, "vol-download", "--pool", "a", "disk.raw", out)
