@@ -59,6 +59,9 @@ type GuestOptions struct {
 	MemoryMiB int    // default 128
 	DirtyMB   int    // memory the guest rewrites and checks
 	DirtyRate int    // MiB/s
+	// DirtySparse: each rewrite changes only a page's header (dirty_sparse),
+	// so a delta encoding such as XBZRLE sends a few bytes of a dirty page.
+	DirtySparse bool
 	Serial    string // serial log path (type file, append)
 	// ACPI gives the guest ACPI (<features><acpi/>, no acpi=off), so it
 	// powers off at the ACPI power button (shutdown, reboot).
@@ -81,6 +84,9 @@ func GuestXML(t *testing.T, o GuestOptions) string {
 	}
 	if o.DirtyMB > 0 {
 		cmdline += fmt.Sprintf(" dirty_mb=%d dirty_rate_mb=%d", o.DirtyMB, o.DirtyRate)
+		if o.DirtySparse {
+			cmdline += " dirty_sparse=1"
+		}
 	}
 	return fmt.Sprintf(`<domain type='qemu'>
   <name>%s</name>
