@@ -2,15 +2,19 @@ package compat_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/govirtd/govirtd/test/deps"
 )
 
-// TestScreenshot: virsh screenshot of a guest with a VGA display saves the
+// TestScreenshot: virsh domdisplay and vncdisplay say where the guest's
+// VNC display is; virsh screenshot of a guest with a VGA display saves the
 // screen as a PPM image (libvirt 9.0's format); a guest without video has
 // no screen, a stopped one none either.
 func TestScreenshot(t *testing.T) {
@@ -24,6 +28,19 @@ func TestScreenshot(t *testing.T) {
 	MustVirsh(t, uri, "define", path)
 	MustVirsh(t, uri, "start", "shot")
 	t.Cleanup(func() { Virsh(t, uri, "destroy", "shot") })
+	// Where the display is, as virsh reads it from the live XML.
+	live := MustVirsh(t, uri, "dumpxml", "shot")
+	port := regexp.MustCompile(`<graphics type='vnc' port='(\d+)'`).FindStringSubmatch(live)
+	if port == nil {
+		t.Fatalf("no VNC port in the live XML:\n%s", live)
+	}
+	n, _ := strconv.Atoi(port[1])
+	if got := strings.TrimSpace(MustVirsh(t, uri, "domdisplay", "shot")); got != fmt.Sprintf("vnc://%s:%d", h.Addr, n-5900) {
+		t.Errorf("domdisplay = %q (port %d)", got, n)
+	}
+	if got := strings.TrimSpace(MustVirsh(t, uri, "vncdisplay", "shot")); got != fmt.Sprintf("%s:%d", h.Addr, n-5900) {
+		t.Errorf("vncdisplay = %q (port %d)", got, n)
+	}
 	img := filepath.Join(h.Dir, "screen.ppm")
 	MustVirsh(t, uri, "screenshot", "shot", img)
 	data, err := os.ReadFile(img)
