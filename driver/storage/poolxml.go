@@ -2,8 +2,6 @@ package storage
 
 import (
 	"crypto/rand"
-	"encoding/xml"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/xmlwf"
 )
 
 // poolTypes are libvirt's virStoragePoolType names. Only 'dir' has a
@@ -198,45 +197,9 @@ func escape(s string) string { return escaper.Replace(s) }
 // wellFormed checks that doc is one XML document whose root is root,
 // with libxml2's words for what is wrong, as virXMLParse reports them.
 func wellFormed(doc, root, what string) error {
-	dec := xml.NewDecoder(strings.NewReader(doc))
-	depth, seen := 0, false
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if err.Error() == "EOF" && depth == 0 && seen {
-				return nil
-			}
-			line, msg := 1, err.Error()
-			var se *xml.SyntaxError
-			if errors.As(err, &se) {
-				line, msg = se.Line, se.Msg
-				if msg == "unexpected EOF" {
-					msg = "Premature end of data"
-				}
-			} else if err.Error() == "EOF" {
-				line, _ = dec.InputPos()
-				msg = "Premature end of data"
-				if !seen {
-					msg = "Document is empty"
-				}
-			}
-			return compat.Errorf(libvirt.ErrXMLDetail, compat.FromStorage, "%s:%d: %s", what, line, msg)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				if seen {
-					line, _ := dec.InputPos()
-					return compat.Errorf(libvirt.ErrXMLDetail, compat.FromStorage, "%s:%d: Extra content at the end of the document", what, line)
-				}
-				seen = true
-				if t.Name.Local != root {
-					return xmlErr("unexpected root element <%s>, expecting <%s>", t.Name.Local, root)
-				}
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		}
+	got, err := xmlwf.Check(doc, what, compat.FromStorage)
+	if err == nil && got != root {
+		err = xmlErr("unexpected root element <%s>, expecting <%s>", got, root)
 	}
+	return err
 }
