@@ -67,7 +67,11 @@ type Stream struct {
 	replied bool    // the opening call's reply went out
 	// repliedCh is closed when the reply went out: an outgoing stream's
 	// data must follow it.
-	repliedCh   chan struct{}
+	repliedCh chan struct{}
+	// sendMu orders an outgoing stream's messages with its end: endSent
+	// is set, under it, once the last message went out.
+	sendMu      sync.Mutex
+	endSent     bool
 	repliedOnce sync.Once
 	// pendingEnd is the end-of-stream message waiting for the reply to be
 	// sent: the client must see the call's reply before the stream's end.
@@ -363,8 +367,12 @@ func (s *Stream) sendEnd(end *streamEnd) {
 		return
 	}
 	s.mu.Unlock()
+	// After the end, an outgoing stream's sender sends nothing more.
+	s.sendMu.Lock()
+	s.endSent = true
 	s.c.send(rpc.Header{Program: rpc.ProgramRemote, Version: rpc.ProtocolVersion, Procedure: s.key.proc,
 		Type: rpc.Stream, Serial: s.key.serial, Status: end.status}, end.body)
+	s.sendMu.Unlock()
 }
 
 // replySent is called once the opening call's reply went out.

@@ -74,9 +74,16 @@ func (s *Stream) waitReply() error {
 	return nil
 }
 
-func (s *Stream) sendMsg(typ rpc.Type, status rpc.Status, body []byte) {
+// sendMsg sends one message of the stream, unless its end went out.
+func (s *Stream) sendMsg(typ rpc.Type, status rpc.Status, body []byte) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if s.endSent {
+		return errStreamEnded
+	}
 	s.c.send(rpc.Header{Program: rpc.ProgramRemote, Version: rpc.ProtocolVersion, Procedure: s.key.proc,
 		Type: typ, Serial: s.key.serial, Status: status}, body)
+	return nil
 }
 
 // Send sends data to the client, in messages of at most streamChunkBytes.
@@ -88,7 +95,9 @@ func (s *Stream) Send(b []byte) error {
 	}
 	for len(b) > 0 {
 		n := min(len(b), streamChunkBytes)
-		s.sendMsg(rpc.Stream, rpc.Continue, b[:n])
+		if err := s.sendMsg(rpc.Stream, rpc.Continue, b[:n]); err != nil {
+			return err
+		}
 		b = b[n:]
 		if err := s.waitReply(); err != nil {
 			return err
@@ -109,8 +118,7 @@ func (s *Stream) SendHole(n int64) error {
 	if err != nil {
 		return err
 	}
-	s.sendMsg(rpc.StreamHole, rpc.Continue, body)
-	return nil
+	return s.sendMsg(rpc.StreamHole, rpc.Continue, body)
 }
 
 // SendEOF ends the data: an empty STREAM CONTINUE (libvirt's clients take
@@ -121,8 +129,7 @@ func (s *Stream) SendEOF() error {
 	if err := s.waitReply(); err != nil {
 		return err
 	}
-	s.sendMsg(rpc.Stream, rpc.Continue, nil)
-	return nil
+	return s.sendMsg(rpc.Stream, rpc.Continue, nil)
 }
 
 // SendError ends the stream with err: a STREAM ERROR, after which the
