@@ -1,0 +1,63 @@
+package qmp
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// EventDeviceDeleted is QEMU's DEVICE_DELETED: a device_del finished
+// (data: device, the id, absent for devices without one; path, the QOM
+// path).
+const EventDeviceDeleted = "DEVICE_DELETED"
+
+// DeviceAdd plugs a device ("device_add"). props is the device's JSON
+// object as on the -device command line: driver, id and the rest.
+func (m *Monitor) DeviceAdd(ctx context.Context, props json.RawMessage) error {
+	return m.Run(ctx, "device_add", props, nil)
+}
+
+// DeviceDel asks for a device's removal ("device_del"). A device the
+// guest must release first (PCI, CPUs) goes only when the guest agrees:
+// DEVICE_DELETED tells.
+func (m *Monitor) DeviceDel(ctx context.Context, id string) error {
+	return m.Run(ctx, "device_del", struct {
+		ID string `json:"id"`
+	}{id}, nil)
+}
+
+// BlockdevAdd adds a block node ("blockdev-add"); props is the node's
+// JSON object as on the -blockdev command line.
+func (m *Monitor) BlockdevAdd(ctx context.Context, props json.RawMessage) error {
+	return m.Run(ctx, "blockdev-add", props, nil)
+}
+
+// NetdevAdd adds a network backend ("netdev_add"); props is the
+// backend's JSON object as on the -netdev command line (a tap's "fd"
+// names a descriptor passed with GetFD).
+func (m *Monitor) NetdevAdd(ctx context.Context, props json.RawMessage) error {
+	return m.Run(ctx, "netdev_add", props, nil)
+}
+
+// NetdevDel removes a network backend ("netdev_del").
+func (m *Monitor) NetdevDel(ctx context.Context, id string) error {
+	return m.Run(ctx, "netdev_del", struct {
+		ID string `json:"id"`
+	}{id}, nil)
+}
+
+// HotpluggableCPU is one entry of query-hotpluggable-cpus: a CPU slot,
+// occupied when QOMPath is set.
+type HotpluggableCPU struct {
+	Type       string         `json:"type"`
+	VCPUsCount int            `json:"vcpus-count"`
+	Props      map[string]int `json:"props"`
+	QOMPath    string         `json:"qom-path,omitempty"`
+}
+
+// QueryHotpluggableCPUs lists the machine's CPU slots
+// ("query-hotpluggable-cpus").
+func (m *Monitor) QueryHotpluggableCPUs(ctx context.Context) ([]HotpluggableCPU, error) {
+	var cpus []HotpluggableCPU
+	err := m.Run(ctx, "query-hotpluggable-cpus", nil, &cpus)
+	return cpus, err
+}
