@@ -1,0 +1,280 @@
+package compat_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
+)
+
+// hotplugGuest defines and starts a test guest with ACPI (the guest
+// releases hot-unplugged PCI devices through ACPI) after edit has
+// changed its XML, and waits for it to tick.
+func hotplugGuest(t *testing.T, h *Host, name string, memMiB int, edit func(string) string) (serial string) {
+	t.Helper()
+	serial = filepath.Join(h.Dir, name+".serial")
+	xml := GuestXML(t, GuestOptions{Name: name, Serial: serial, ACPI: true, MemoryMiB: memMiB})
+	if edit != nil {
+		xml = edit(xml)
+	}
+	path := filepath.Join(h.Dir, name+".xml")
+	if err := os.WriteFile(path, []byte(xml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	MustVirsh(t, h.URI(), "define", path)
+	MustVirsh(t, h.URI(), "start", name)
+	WaitTicks(t, serial, 2, 90*time.Second)
+	return serial
+}
+
+// waitFor polls cond for up to timeout and fails the test with what if
+// it never holds.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; last seen:\n%s", what, timeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// wantVirshError runs virsh expecting it to fail with msg on stderr.
+func wantVirshError(t *testing.T, uri, msg string, args ...string) {
+	t.Helper()
+	r := Virsh(t, uri, args...)
+	if r.Err == nil || !strings.Contains(r.Stderr, msg) {
+		t.Errorf("virsh %s: want error %q, got %s", strings.Join(args, " "), msg, r)
+	}
+}
+
+// TestHotplugDisk: a qcow2 disk attached to a running guest (live and
+// config) shows in domblklist, both XMLs and QEMU's block layer under the
+// node names and id a disk defined with the domain has; detached, it is
+// gone from all of them. Duplicate targets, missing disks, and live
+// changes to a stopped domain are refused as libvirt refuses them.
+func TestHotplugDisk(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64", "qemu-img")
+	h := StartHost(t, HostOptions{})
+	uri := h.URI()
+	// The guest starts with vda (block nodes libvirt-1-*).
+	vda := filepath.Join(h.Dir, "vda.raw")
+	if r := run(t, time.Minute, "qemu-img", "create", "-f", "raw", vda, "8M"); r.Err != nil {
+		t.Fatal(r)
+	}
+	hotplugGuest(t, h, "hpd", 0, func(x string) string {
+		return strings.Replace(x, "<devices>\n", "<devices>\n    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='"+vda+"'/><target dev='vda' bus='virtio'/></disk>\n", 1)
+	})
+
+	img := filepath.Join(h.Dir, "extra.qcow2")
+	if r := run(t, time.Minute, "qemu-img", "create", "-f", "qcow2", img, "16M"); r.Err != nil {
+		t.Fatal(r)
+	}
+	MustVirsh(t, uri, "attach-disk", "hpd", img, "vdb", "--driver", "qemu", "--subdriver", "qcow2", "--targetbus", "virtio", "--live", "--config")
+	if out := MustVirsh(t, uri, "domblklist", "hpd"); !strings.Contains(out, "vdb") || !strings.Contains(out, img) {
+		t.Errorf("domblklist after attach-disk:\n%s", out)
+	}
+	live := MustVirsh(t, uri, "dumpxml", "hpd")
+	for _, want := range []string{"<target dev='vdb' bus='virtio'/>", "<alias name='virtio-disk1'/>", "<source file='" + img + "' index='2'/>", "<source file='" + vda + "' index='1'/>", "<driver name='qemu' type='qcow2'/>"} {
+		if !strings.Contains(live, want) {
+			t.Errorf("live XML lacks %q:\n%s", want, live)
+		}
+	}
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "hpd"); !strings.Contains(inactive, "<target dev='vdb' bus='virtio'/>") || strings.Contains(inactive, "<alias") {
+		t.Errorf("inactive XML after attach-disk --config:\n%s", inactive)
+	}
+	// QEMU has the disk's nodes and device under libvirt's names.
+	block := MustVirsh(t, uri, "qemu-monitor-command", "--hmp", "hpd", "info block")
+	for _, want := range []string{"libvirt-2-format: " + img + " (qcow2)", "libvirt-1-format: " + vda + " (raw)", "/machine/peripheral/virtio-disk1/virtio-backend"} {
+		if !strings.Contains(block, want) {
+			t.Errorf("info block lacks %q:\n%s", want, block)
+		}
+	}
+	if out := MustVirsh(t, uri, "domblkinfo", "hpd", "vdb"); !strings.Contains(out, "Capacity:       16777216") {
+		t.Errorf("domblkinfo vdb:\n%s", out)
+	}
+	// Block statistics find the new disk's node.
+	if out := MustVirsh(t, uri, "domstats", "--block", "hpd"); !strings.Contains(out, "block.1.name=vdb") || !strings.Contains(out, "block.1.capacity=16777216") {
+		t.Errorf("domstats --block:\n%s", out)
+	}
+
+	wantVirshError(t, uri, "Requested operation is not valid: target vdb already exists",
+		"attach-disk", "hpd", img, "vdb", "--subdriver", "qcow2", "--live", "--config")
+	wantVirshError(t, uri, "operation failed: target vdb already exists",
+		"attach-disk", "hpd", img, "vdb", "--subdriver", "qcow2", "--live")
+
+	MustVirsh(t, uri, "detach-disk", "hpd", "vdb", "--live", "--config")
+	waitFor(t, 30*time.Second, "vdb gone from the live domain", func() (bool, string) {
+		out := MustVirsh(t, uri, "domblklist", "hpd")
+		return !strings.Contains(out, "vdb") && strings.Contains(out, "vda"), out
+	})
+	if live := MustVirsh(t, uri, "dumpxml", "hpd"); strings.Contains(live, "vdb") {
+		t.Errorf("live XML after detach-disk:\n%s", live)
+	}
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "hpd"); strings.Contains(inactive, "vdb") {
+		t.Errorf("inactive XML after detach-disk --config:\n%s", inactive)
+	}
+	if block := MustVirsh(t, uri, "qemu-monitor-command", "--hmp", "hpd", "info block"); strings.Contains(block, img) {
+		t.Errorf("info block after detach:\n%s", block)
+	}
+
+	diskXML := filepath.Join(h.Dir, "vdb.xml")
+	os.WriteFile(diskXML, []byte(fmt.Sprintf("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/><target dev='vdb' bus='virtio'/></disk>", img)), 0o644)
+	wantVirshError(t, uri, "device not found: disk vdb not found", "detach-device", "hpd", diskXML, "--live")
+	wantVirshError(t, uri, "device not found: no target device vdb", "detach-device", "hpd", diskXML, "--config")
+
+	// Attached again, live only: the same alias.
+	MustVirsh(t, uri, "attach-device", "hpd", diskXML, "--live")
+	if live := MustVirsh(t, uri, "dumpxml", "hpd"); !strings.Contains(live, "<source file='"+img+"' index='2'/>") || !strings.Contains(live, "<alias name='virtio-disk1'/>") {
+		t.Errorf("live XML after a second attach:\n%s", live)
+	}
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "hpd"); strings.Contains(inactive, "vdb") {
+		t.Errorf("attach-device --live changed the persistent XML:\n%s", inactive)
+	}
+
+	MustVirsh(t, uri, "destroy", "hpd")
+	wantVirshError(t, uri, "Requested operation is not valid: domain is not running",
+		"attach-disk", "hpd", img, "vdb", "--subdriver", "qcow2", "--live")
+	// Config only on the stopped domain; it starts with the disk.
+	MustVirsh(t, uri, "attach-disk", "hpd", img, "vdc", "--subdriver", "qcow2", "--config")
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "hpd"); !strings.Contains(inactive, "<target dev='vdc' bus='virtio'/>") {
+		t.Errorf("inactive XML after attach-disk --config:\n%s", inactive)
+	}
+	MustVirsh(t, uri, "start", "hpd")
+	if block := MustVirsh(t, uri, "qemu-monitor-command", "--hmp", "hpd", "info block"); !strings.Contains(block, img) {
+		t.Errorf("info block after a start with vdc:\n%s", block)
+	}
+	MustVirsh(t, uri, "destroy", "hpd")
+	MustVirsh(t, uri, "undefine", "hpd")
+}
+
+// dominfoField is one "Name: value" line of virsh dominfo.
+func dominfoField(t *testing.T, uri, name, field string) string {
+	t.Helper()
+	for _, l := range lines(MustVirsh(t, uri, "dominfo", name)) {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == field {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// TestSetMem: setmem --live moves the balloon down and up again (dominfo
+// follows the guest), beyond the maximum is refused; --config and
+// setmaxmem --config change the persistent definition only; a domain
+// without a balloon, or a stopped one, is refused live.
+func TestSetMem(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64")
+	h := StartHost(t, HostOptions{})
+	uri := h.URI()
+	hotplugGuest(t, h, "sm", 256, nil)
+	if got := dominfoField(t, uri, "sm", "Used memory"); got != "262144 KiB" {
+		t.Fatalf("Used memory at start: %q", got)
+	}
+	for _, kib := range []int{196608, 262144} {
+		MustVirsh(t, uri, "setmem", "sm", fmt.Sprintf("%dK", kib), "--live")
+		want := fmt.Sprintf("%d KiB", kib)
+		waitFor(t, 60*time.Second, "Used memory "+want, func() (bool, string) {
+			got := dominfoField(t, uri, "sm", "Used memory")
+			return got == want, got
+		})
+		if live := MustVirsh(t, uri, "dumpxml", "sm"); !strings.Contains(live, fmt.Sprintf("<currentMemory unit='KiB'>%d</currentMemory>", kib)) {
+			t.Errorf("live XML after setmem %d:\n%s", kib, live)
+		}
+	}
+	wantVirshError(t, uri, "invalid argument: cannot set memory higher than max memory", "setmem", "sm", "300M", "--live")
+	wantVirshError(t, uri, "Requested operation is not valid: cannot resize the maximum memory on an active domain", "setmaxmem", "sm", "300M", "--live")
+
+	MustVirsh(t, uri, "setmem", "sm", "128M", "--config")
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "sm"); !strings.Contains(inactive, "<currentMemory unit='KiB'>131072</currentMemory>") {
+		t.Errorf("inactive XML after setmem --config:\n%s", inactive)
+	}
+	if got := dominfoField(t, uri, "sm", "Used memory"); got != "262144 KiB" {
+		t.Errorf("setmem --config changed the live size: %q", got)
+	}
+	MustVirsh(t, uri, "setmaxmem", "sm", "384M", "--config")
+	inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "sm")
+	if !strings.Contains(inactive, "<memory unit='KiB'>393216</memory>") || !strings.Contains(inactive, "<currentMemory unit='KiB'>131072</currentMemory>") {
+		t.Errorf("inactive XML after setmaxmem --config:\n%s", inactive)
+	}
+	if got := dominfoField(t, uri, "sm", "Max memory"); got != "262144 KiB" {
+		t.Errorf("setmaxmem --config changed the live maximum: %q", got)
+	}
+	MustVirsh(t, uri, "destroy", "sm")
+	wantVirshError(t, uri, "Requested operation is not valid: domain is not running", "setmem", "sm", "128M", "--live")
+	// A stopped domain's maximum shrinks its current size with it.
+	MustVirsh(t, uri, "setmaxmem", "sm", "100M")
+	if got := dominfoField(t, uri, "sm", "Used memory"); got != "102400 KiB" {
+		t.Errorf("Used memory after setmaxmem below it: %q", got)
+	}
+
+	// No balloon: the running domain's memory cannot change.
+	nb := filepath.Join(h.Dir, "nb.xml")
+	os.WriteFile(nb, []byte(strings.Replace(GuestXML(t, GuestOptions{Name: "nb", Serial: filepath.Join(h.Dir, "nb.serial")}),
+		"</devices>", "  <memballoon model='none'/>\n  </devices>", 1)), 0o644)
+	MustVirsh(t, uri, "create", nb)
+	wantVirshError(t, uri, "Requested operation is not valid: Unable to change memory of active domain without the balloon device and guest OS balloon driver",
+		"setmem", "nb", "64M", "--live")
+	wantVirshError(t, uri, "Requested operation is not valid: transient domains do not have any persistent config",
+		"setmem", "nb", "64M", "--config")
+	MustVirsh(t, uri, "destroy", "nb")
+}
+
+// TestSetVcpus: a guest started with 1 of 2 vCPUs gets its second one
+// live (QEMU has it, dominfo and vcpucount say so), beyond the maximum is
+// refused, and --config sets the persistent count and maximum.
+func TestSetVcpus(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64")
+	h := StartHost(t, HostOptions{})
+	uri := h.URI()
+	hotplugGuest(t, h, "sv", 0, func(x string) string {
+		return strings.Replace(x, "<vcpu>1</vcpu>", "<vcpu current='1'>2</vcpu>", 1)
+	})
+	if got := dominfoField(t, uri, "sv", "CPU(s)"); got != "1" {
+		t.Fatalf("CPU(s) at start: %q", got)
+	}
+	MustVirsh(t, uri, "setvcpus", "sv", "2", "--live")
+	if got := dominfoField(t, uri, "sv", "CPU(s)"); got != "2" {
+		t.Errorf("CPU(s) after setvcpus 2 --live: %q", got)
+	}
+	cpus := MustVirsh(t, uri, "qemu-monitor-command", "--hmp", "sv", "info hotpluggable-cpus")
+	if !strings.Contains(cpus, `qom_path: "/machine/peripheral/vcpu1"`) {
+		t.Errorf("QEMU's CPUs after the plug:\n%s", cpus)
+	}
+	if live := MustVirsh(t, uri, "dumpxml", "sv"); !strings.Contains(live, "<vcpu placement='static'>2</vcpu>") {
+		t.Errorf("live XML after setvcpus:\n%s", live)
+	}
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "sv"); !strings.Contains(inactive, "<vcpu placement='static' current='1'>2</vcpu>") {
+		t.Errorf("setvcpus --live changed the persistent XML:\n%s", inactive)
+	}
+	wantVirshError(t, uri, "invalid argument: requested vcpus is greater than max allowable vcpus for the live domain: 3 > 2", "setvcpus", "sv", "3", "--live")
+
+	MustVirsh(t, uri, "setvcpus", "sv", "2", "--config")
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "sv"); !strings.Contains(inactive, "<vcpu placement='static'>2</vcpu>") {
+		t.Errorf("inactive XML after setvcpus 2 --config:\n%s", inactive)
+	}
+	MustVirsh(t, uri, "setvcpus", "sv", "4", "--maximum", "--config")
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "sv"); !strings.Contains(inactive, "<vcpu placement='static' current='2'>4</vcpu>") {
+		t.Errorf("inactive XML after setvcpus 4 --maximum --config:\n%s", inactive)
+	}
+	wantVirshError(t, uri, "invalid argument: requested vcpus is greater than max allowable vcpus for the persistent domain: 5 > 4", "setvcpus", "sv", "5", "--config")
+	MustVirsh(t, uri, "destroy", "sv")
+	wantVirshError(t, uri, "Requested operation is not valid: domain is not running", "setvcpus", "sv", "2", "--live")
+	// The next start has the new count.
+	MustVirsh(t, uri, "start", "sv")
+	if got := dominfoField(t, uri, "sv", "CPU(s)"); got != "2" {
+		t.Errorf("CPU(s) after a start with 2 of 4: %q", got)
+	}
+	MustVirsh(t, uri, "destroy", "sv")
+}
