@@ -137,6 +137,11 @@ func (d *Driver) AttachDevice(ctx context.Context, ref libvirt.Domain, text stri
 		if err != nil {
 			return err
 		}
+		if dx.net != nil && (dx.net.MAC == nil || dx.net.MAC.Address == "") {
+			// Parsed once, as libvirt does: the live and the persistent
+			// NIC have the same generated address.
+			dx.net.MAC = &libvirtxml.DomainInterfaceMAC{Address: domainxml.RandomMAC()}
+		}
 		var newConfig *libvirtxml.Domain
 		if flags&affectConfig != 0 {
 			if newConfig, err = d.attachConfig(config, dx); err != nil {

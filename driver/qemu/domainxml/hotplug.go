@@ -32,3 +32,7 @@ func PrepareHotplugDisk(dv *libvirtxml.DomainDeviceList, disk *libvirtxml.Domain
 	}
 	return nil
 }
+
+// RandomMAC is a MAC address as libvirt generates one for a NIC without
+// (virDomainNetGenerateMAC with the QEMU prefix 52:54:00).
+func RandomMAC() string { return randomMAC() }
