@@ -288,14 +288,10 @@ type pendingUnplug struct {
 	async  bool
 }
 
-// unplugDevice asks QEMU to remove the device with the given id and waits
+// unplugThen asks QEMU to remove the device with the given id and waits
 // for the guest to let it go, as libvirt does: up to unplugWait. It
 // reports whether the device is gone. If it is not, finish runs when
-// DEVICE_DELETED arrives; if it is, the caller runs finish itself.
-func (d *Driver) unplugDevice(ctx context.Context, dom *domain, mon *qmp.Monitor, id string) (bool, error) {
-	return d.unplugThen(ctx, dom, mon, id, nil)
-}
-
+// DEVICE_DELETED arrives; if it is, the caller completes the removal.
 func (d *Driver) unplugThen(ctx context.Context, dom *domain, mon *qmp.Monitor, id string, finish func(context.Context)) (bool, error) {
 	p := &pendingUnplug{mon: mon, deleted: make(chan struct{}), finish: finish}
 	dom.mu.Lock()
@@ -336,6 +332,9 @@ func (d *Driver) unplugThen(ctx context.Context, dom *domain, mon *qmp.Monitor, 
 // own (libvirt's processDeviceDeletedEvent).
 func (d *Driver) deviceDeleted(dom *domain, mon *qmp.Monitor, ev qmp.Event) {
 	id := ev.DataString("device")
+	if id == "" {
+		id = unpluggedVcpu(ev.DataString("path"))
+	}
 	dom.mu.Lock()
 	p := dom.unplugs[id]
 	if p == nil || p.mon != mon {
@@ -363,4 +362,20 @@ func (d *Driver) deviceDeleted(dom *domain, mon *qmp.Monitor, ev qmp.Event) {
 			d.log.Warn("cannot finish a device removal", "domain", dom.name, "device", id, "err", err)
 		}
 	}()
+}
+
+// unpluggedVcpu names the hot-plugged vCPU a DEVICE_DELETED without a
+// device id is about: QEMU 7.2 reports an x86 vCPU's removal only as
+// that of its local APIC (path /machine/peripheral/vcpuN/lapic), and
+// never with the vCPU's own id.
+func unpluggedVcpu(path string) string {
+	rest, ok := strings.CutPrefix(path, "/machine/peripheral/")
+	if !ok {
+		return ""
+	}
+	name, child, ok := strings.Cut(rest, "/")
+	if !ok || child != "lapic" || !strings.HasPrefix(name, "vcpu") {
+		return ""
+	}
+	return name
 }

@@ -189,8 +189,24 @@ func (d *Driver) setLiveVcpus(ctx context.Context, dom *domain, live *libvirtxml
 		}
 		count++
 	}
+	// A vCPU the guest releases late is counted when DEVICE_DELETED
+	// comes (libvirt's qemuDomainRemoveVcpuAlias).
+	recount := func(ctx context.Context) {
+		cpus, err := mon.QueryHotpluggableCPUs(ctx)
+		if err != nil {
+			d.log.Warn("cannot count the vCPUs after an unplug", "domain", dom.name, "err", err)
+			return
+		}
+		present := 0
+		for _, c := range cpus {
+			if c.QOMPath != "" {
+				present++
+			}
+		}
+		d.recordVcpus(dom, present)
+	}
 	for _, s := range unplug {
-		gone, err := d.unplugDevice(ctx, dom, mon, vcpuID(s.index))
+		gone, err := d.unplugThen(ctx, dom, mon, vcpuID(s.index), recount)
 		if err != nil {
 			return err
 		}
