@@ -294,3 +294,61 @@ func TestSetVcpus(t *testing.T) {
 	}
 	MustVirsh(t, uri, "destroy", "sv")
 }
+
+// TestHotplugUnplugPending: a machine without ACPI takes no PCI hotplug
+// (QEMU's error, nothing left behind); a guest that ignores the unplug
+// request keeps the disk: detach-disk returns after libvirt's 5 s wait
+// anyway, and the disk stays in the live definition and QEMU. The
+// read-only socket refuses the changes.
+func TestHotplugUnplugPending(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64", "qemu-img")
+	h := StartHost(t, HostOptions{})
+	uri := h.URI()
+	serial := filepath.Join(h.Dir, "np.serial")
+	path := filepath.Join(h.Dir, "np.xml")
+	os.WriteFile(path, []byte(GuestXML(t, GuestOptions{Name: "np", Serial: serial})), 0o644)
+	MustVirsh(t, uri, "define", path)
+	MustVirsh(t, uri, "start", "np")
+	WaitTicks(t, serial, 2, 90*time.Second)
+	img := filepath.Join(h.Dir, "np.qcow2")
+	if r := run(t, time.Minute, "qemu-img", "create", "-f", "qcow2", img, "8M"); r.Err != nil {
+		t.Fatal(r)
+	}
+	for _, args := range [][]string{
+		{"attach-disk", "np", img, "vdb", "--subdriver", "qcow2", "--live"},
+		{"setmem", "np", "64M", "--live"},
+		{"setvcpus", "np", "1", "--config"},
+		{"setmaxmem", "np", "64M", "--config"},
+	} {
+		wantVirshError(t, h.ROURI(), "operation forbidden: read only access prevents virDomain", args...)
+	}
+	// Without ACPI the i440fx bus takes no hotplug: QEMU's refusal, and
+	// the block nodes added before it are gone again.
+	wantVirshError(t, uri, "internal error: unable to execute QEMU command 'device_add': Bus 'pci.0' does not support hotplugging",
+		"attach-disk", "np", img, "vdb", "--subdriver", "qcow2", "--live")
+	if block := MustVirsh(t, uri, "qemu-monitor-command", "--hmp", "np", "info block"); strings.Contains(block, img) {
+		t.Errorf("info block after the failed attach:\n%s", block)
+	}
+	if live := MustVirsh(t, uri, "dumpxml", "np"); strings.Contains(live, "vdb") {
+		t.Errorf("live XML after the failed attach:\n%s", live)
+	}
+	MustVirsh(t, uri, "destroy", "np")
+
+	// ACPI in the machine, but a guest that ignores it (acpi=off).
+	hotplugGuest(t, h, uri, "np2", 0, func(x string) string {
+		return strings.Replace(x, "tick_ms=200", "acpi=off tick_ms=200", 1)
+	})
+	MustVirsh(t, uri, "attach-disk", "np2", img, "vdb", "--subdriver", "qcow2", "--live")
+	start := time.Now()
+	MustVirsh(t, uri, "detach-disk", "np2", "vdb", "--live")
+	if took := time.Since(start); took < 4*time.Second {
+		t.Errorf("detach-disk returned after %v, before the guest could answer", took)
+	}
+	if out := MustVirsh(t, uri, "domblklist", "np2"); !strings.Contains(out, "vdb") {
+		t.Errorf("domblklist while the unplug is pending:\n%s", out)
+	}
+	if block := MustVirsh(t, uri, "qemu-monitor-command", "--hmp", "np2", "info block"); !strings.Contains(block, img) {
+		t.Errorf("info block while the unplug is pending:\n%s", block)
+	}
+	MustVirsh(t, uri, "destroy", "np2")
+}
