@@ -249,32 +249,53 @@ func detachConfig(config *libvirtxml.Domain, dx deviceXML) (*libvirtxml.Domain, 
 	return nil, compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "persistent detach of device '%s' is not supported", dx.kind)
 }
 
-// UpdateDevice implements driver.DomainDevices. govirtd changes no
-// device in place yet (libvirt's CD-ROM media change and interface link
-// state among them); it refuses in libvirt's words for a device it
-// cannot update.
+// UpdateDevice implements driver.DomainDevices as
+// qemuDomainUpdateDeviceLiveAndConfig for what govirtd can change in
+// place: the medium of a CD-ROM or floppy (virsh change-media). Other
+// devices are refused in libvirt's words for a device it cannot update.
 func (d *Driver) UpdateDevice(ctx context.Context, ref libvirt.Domain, text string, flags uint32) error {
-	if flags&^(affectLive|affectConfig|uint32(libvirt.DomainDeviceModifyForce)) != 0 {
+	force := uint32(libvirt.DomainDeviceModifyForce)
+	if flags&^(affectLive|affectConfig|force) != 0 {
 		return errUnsupportedFlagsIn(flags, "qemuDomainUpdateDeviceFlags")
 	}
 	dom, err := d.get(ref)
 	if err != nil {
 		return err
 	}
-	dom.mu.Lock()
-	flags, err = modificationImpact(dom, flags)
-	dom.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	dx, err := parseDeviceXML(text)
-	if err != nil {
-		return err
-	}
-	if flags&affectConfig != 0 {
-		return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "persistent update of device '%s' is not supported", dx.kind)
-	}
-	return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "live update of device '%s' is not supported", dx.kind)
+	return withJob(ctx, dom, "remoteDispatchDomainUpdateDeviceFlags", func() error {
+		dom.mu.Lock()
+		impact, err := modificationImpact(dom, flags&^force)
+		live, config := dom.live, dom.def
+		dom.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		dx, err := parseDeviceXML(text)
+		if err != nil {
+			return err
+		}
+		if dx.kind != "disk" {
+			if impact&affectConfig != 0 {
+				return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "persistent update of device '%s' is not supported", dx.kind)
+			}
+			return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "live update of device '%s' is not supported", dx.kind)
+		}
+		var newConfig *libvirtxml.Domain
+		if impact&affectConfig != 0 {
+			if newConfig, err = updateMediaConfig(config, dx.disk); err != nil {
+				return err
+			}
+		}
+		if impact&affectLive != 0 {
+			if err := d.changeMediaLive(ctx, dom, live, dx.disk, flags&force != 0); err != nil {
+				return err
+			}
+		}
+		if newConfig != nil {
+			return d.saveConfig(dom, config, newConfig)
+		}
+		return nil
+	})
 }
 
 // pendingUnplug is a device_del waiting for QEMU's DEVICE_DELETED.

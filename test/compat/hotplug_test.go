@@ -352,3 +352,49 @@ func TestHotplugUnplugPending(t *testing.T) {
 	}
 	MustVirsh(t, uri, "destroy", "np2")
 }
+
+// TestHotplugCDROMMedia: virsh change-media inserts a medium into the
+// running guest's empty CD-ROM (QEMU's drive has it, under the next
+// node name), and ejects it; --config changes the persistent drive.
+func TestHotplugCDROMMedia(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64")
+	h := StartHost(t, HostOptions{})
+	uri := h.URI()
+	hotplugGuest(t, h, uri, "cd", 0, func(x string) string {
+		return strings.Replace(x, "<devices>\n", "<devices>\n    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><target dev='hdc' bus='ide'/><readonly/></disk>\n", 1)
+	})
+	iso := filepath.Join(h.Dir, "media.iso")
+	if err := os.WriteFile(iso, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	MustVirsh(t, uri, "change-media", "cd", "hdc", iso, "--insert", "--live")
+	block := MustVirsh(t, uri, "qemu-monitor-command", "--hmp", "cd", "info block")
+	if !strings.Contains(block, iso+" (raw, read-only)") || !strings.Contains(block, "Attached to:      ide0-1-0") {
+		t.Errorf("info block after the insert:\n%s", block)
+	}
+	if live := MustVirsh(t, uri, "dumpxml", "cd"); !strings.Contains(live, "<source file='"+iso+"' index='1'/>") {
+		t.Errorf("live XML after the insert:\n%s", live)
+	}
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "cd"); strings.Contains(inactive, iso) {
+		t.Errorf("change-media --live changed the persistent XML:\n%s", inactive)
+	}
+	MustVirsh(t, uri, "change-media", "cd", "hdc", "--eject", "--live")
+	if block := MustVirsh(t, uri, "qemu-monitor-command", "--hmp", "cd", "info block"); strings.Contains(block, iso) {
+		t.Errorf("info block after the eject:\n%s", block)
+	}
+	if live := MustVirsh(t, uri, "dumpxml", "cd"); strings.Contains(live, iso) {
+		t.Errorf("live XML after the eject:\n%s", live)
+	}
+	MustVirsh(t, uri, "change-media", "cd", "hdc", iso, "--insert", "--config")
+	if inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "cd"); !strings.Contains(inactive, "<source file='"+iso+"'/>") {
+		t.Errorf("inactive XML after change-media --config:\n%s", inactive)
+	}
+	if live := MustVirsh(t, uri, "dumpxml", "cd"); strings.Contains(live, iso) {
+		t.Errorf("change-media --config changed the live XML:\n%s", live)
+	}
+	// Only removable media change in place.
+	nic := filepath.Join(h.Dir, "nic.xml")
+	os.WriteFile(nic, []byte("<interface type='user'><mac address='52:54:00:11:22:33'/></interface>"), 0o644)
+	wantVirshError(t, uri, "unsupported configuration: live update of device 'interface' is not supported", "update-device", "cd", nic, "--live")
+	MustVirsh(t, uri, "destroy", "cd")
+}

@@ -61,3 +61,34 @@ func (m *Monitor) QueryHotpluggableCPUs(ctx context.Context) ([]HotpluggableCPU,
 	err := m.Run(ctx, "query-hotpluggable-cpus", nil, &cpus)
 	return cpus, err
 }
+
+type trayID struct {
+	ID    string `json:"id"`
+	Force bool   `json:"force,omitempty"`
+}
+
+// BlockdevOpenTray opens a removable drive's tray ("blockdev-open-tray");
+// force opens it even if the guest has locked it.
+func (m *Monitor) BlockdevOpenTray(ctx context.Context, id string, force bool) error {
+	return m.Run(ctx, "blockdev-open-tray", trayID{id, force}, nil)
+}
+
+// BlockdevCloseTray closes a removable drive's tray ("blockdev-close-tray").
+func (m *Monitor) BlockdevCloseTray(ctx context.Context, id string) error {
+	return m.Run(ctx, "blockdev-close-tray", trayID{ID: id}, nil)
+}
+
+// BlockdevRemoveMedium takes the medium out of an open drive
+// ("blockdev-remove-medium").
+func (m *Monitor) BlockdevRemoveMedium(ctx context.Context, id string) error {
+	return m.Run(ctx, "blockdev-remove-medium", trayID{ID: id}, nil)
+}
+
+// BlockdevInsertMedium puts the block node into an open, empty drive
+// ("blockdev-insert-medium").
+func (m *Monitor) BlockdevInsertMedium(ctx context.Context, id, node string) error {
+	return m.Run(ctx, "blockdev-insert-medium", struct {
+		ID       string `json:"id"`
+		NodeName string `json:"node-name"`
+	}{id, node}, nil)
+}

@@ -45,6 +45,26 @@ func TestHotplugCommandJSON(t *testing.T) {
 			want: `{"execute":"netdev_del","arguments":{"id":"hostnet1"}}`,
 		},
 		{
+			name: "blockdev-open-tray",
+			call: func() (any, error) { return nil, m.BlockdevOpenTray(ctx, "ide0-1-0", true) },
+			want: `{"execute":"blockdev-open-tray","arguments":{"id":"ide0-1-0","force":true}}`,
+		},
+		{
+			name: "blockdev-remove-medium",
+			call: func() (any, error) { return nil, m.BlockdevRemoveMedium(ctx, "ide0-1-0") },
+			want: `{"execute":"blockdev-remove-medium","arguments":{"id":"ide0-1-0"}}`,
+		},
+		{
+			name: "blockdev-insert-medium",
+			call: func() (any, error) { return nil, m.BlockdevInsertMedium(ctx, "ide0-1-0", "libvirt-3-format") },
+			want: `{"execute":"blockdev-insert-medium","arguments":{"id":"ide0-1-0","node-name":"libvirt-3-format"}}`,
+		},
+		{
+			name: "blockdev-close-tray",
+			call: func() (any, error) { return nil, m.BlockdevCloseTray(ctx, "ide0-1-0") },
+			want: `{"execute":"blockdev-close-tray","arguments":{"id":"ide0-1-0"}}`,
+		},
+		{
 			name:  "query-hotpluggable-cpus",
 			reply: `{"return": [{"props": {"core-id": 0, "thread-id": 0, "socket-id": 1}, "vcpus-count": 1, "type": "qemu64-x86_64-cpu"}, {"props": {"core-id": 0, "thread-id": 0, "socket-id": 0}, "vcpus-count": 1, "qom-path": "/machine/unattached/device[0]", "type": "qemu64-x86_64-cpu"}]}`,
 			call:  func() (any, error) { return m.QueryHotpluggableCPUs(ctx) },
