@@ -144,6 +144,7 @@ var templates = map[Code]template{
 	libvirt.ErrOperationUnsupported: {"Operation not supported", "Operation not supported: %s"},
 	libvirt.ErrMultipleDomains:      {"multiple matching domains found", "multiple matching domains found: %s"},
 	libvirt.ErrNoDomainMetadata:     {"metadata not found", "metadata not found: %s"},
+	libvirt.ErrDeviceMissing:        {"device not found", "device not found: %s"},
 }
 
 // NoSupport is libvirt's answer to a procedure the driver does not implement.

@@ -441,6 +441,10 @@ func (d *Driver) handleEvent(dom *domain, mon *qmp.Monitor, ev qmp.Event) {
 		d.emit(eventReboot(dom.ref()))
 	case "SHUTDOWN":
 		d.handleGuestShutdown(dom, mon, ev)
+	case qmp.EventBalloonChange:
+		d.balloonChanged(dom, ev)
+	case qmp.EventDeviceDeleted:
+		d.deviceDeleted(dom, mon, ev)
 	}
 }
 

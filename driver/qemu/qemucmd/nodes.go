@@ -14,7 +14,15 @@ import (
 // every image of the disks behind it. It is also the index of the disk's
 // source in libvirt's live XML (<source index='N'/>), and its backing
 // images have the next ones.
+//
+// A live definition records the index in <source index='N'/>: a disk
+// attached while the domain runs gets the next free index rather than
+// one from its place in the list, and the indexes of the other disks do
+// not move, so the recorded one wins.
 func DiskNodeIndex(dom *libvirtxml.Domain, i int) int {
+	if src := dom.Devices.Disks[i].Source; src != nil && src.Index > 0 {
+		return int(src.Index)
+	}
 	idx := 1
 	for j := len(dom.Devices.Disks) - 1; j > i; j-- {
 		idx += 1 + chainLength(&dom.Devices.Disks[j])
