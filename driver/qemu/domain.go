@@ -73,6 +73,9 @@ type domain struct {
 	// unplugs are the device_del requests waiting for DEVICE_DELETED,
 	// by device id (hotplug.go).
 	unplugs map[string]*pendingUnplug
+	// vcpuUnpluggedIn is the id of the run (QEMU process) in which a vCPU
+	// was unplugged; 0: none (vcpus_set.go).
+	vcpuUnpluggedIn int32
 }
 
 // stopCause is what the exit handler reports when QEMU goes away.

@@ -177,6 +177,16 @@ func (d *Driver) setLiveVcpus(ctx context.Context, dom *domain, live *libvirtxml
 			return errGranularity
 		}
 	}
+	// Under TCG, QEMU 7.2 crashes (a segfault in QEMU) when a vCPU is
+	// plugged after one was unplugged from the same process: refused, so
+	// that the guest is not lost.
+	dom.mu.Lock()
+	unpluggedHere := dom.vcpuUnpluggedIn != 0 && dom.vcpuUnpluggedIn == dom.id
+	dom.mu.Unlock()
+	if len(plug) > 0 && unpluggedHere && live.Type == "qemu" {
+		return compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU,
+			"cannot hot-plug a vCPU after one was unplugged from this domain's QEMU: QEMU 7.2 under TCG (domain type 'qemu') crashes; restart the domain to add vCPUs")
+	}
 	count := online
 	defer func() {
 		if count != online {
@@ -206,6 +216,10 @@ func (d *Driver) setLiveVcpus(ctx context.Context, dom *domain, live *libvirtxml
 		d.recordVcpus(dom, present)
 	}
 	for _, s := range unplug {
+		// Marked before the request: the guest may release the CPU late.
+		dom.mu.Lock()
+		dom.vcpuUnpluggedIn = dom.id
+		dom.mu.Unlock()
 		gone, err := d.unplugThen(ctx, dom, mon, vcpuID(s.index), recount)
 		if err != nil {
 			return err

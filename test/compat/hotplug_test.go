@@ -264,7 +264,7 @@ func TestSetVcpus(t *testing.T) {
 	// take longer than the 5 s libvirt waits, the call fails as
 	// libvirt's does and the count follows when QEMU reports the CPU
 	// gone. (Plugging it back in then crashes QEMU 7.2 under TCG, a
-	// segfault in QEMU itself, so the test does not.)
+	// segfault in QEMU itself, so govirtd refuses it.)
 	if r := Virsh(t, uri, "setvcpus", "sv", "1", "--live"); r.Err != nil && !strings.Contains(r.Stderr, "operation failed: vcpu unplug request timed out. Unplug result must be manually inspected in the domain") {
 		t.Fatalf("setvcpus 1 --live: %s", r)
 	}
@@ -274,6 +274,11 @@ func TestSetVcpus(t *testing.T) {
 	})
 	if cpus := MustVirsh(t, uri, "qemu-monitor-command", "--hmp", "sv", "info hotpluggable-cpus"); strings.Contains(cpus, "vcpu1") {
 		t.Errorf("QEMU's CPUs after the unplug:\n%s", cpus)
+	}
+	// Plugging it back in would crash this QEMU: refused, the guest runs on.
+	wantVirshError(t, uri, "cannot hot-plug a vCPU after one was unplugged", "setvcpus", "sv", "2", "--live")
+	if st := strings.TrimSpace(MustVirsh(t, uri, "domstate", "sv")); st != "running" {
+		t.Errorf("domstate after the refused plug: %s", st)
 	}
 
 	MustVirsh(t, uri, "setvcpus", "sv", "2", "--config")
