@@ -31,8 +31,10 @@ const (
 	FromStorage  Domain = 18
 	FromNodeDev  Domain = 22
 	FromNWFilter Domain = 33
-	FromSecret   Domain = 30
-	FromAccess   Domain = 55
+	// FromDomainSnapshot is VIR_FROM_DOMAIN_SNAPSHOT: snapshot XML parsing.
+	FromDomainSnapshot Domain = 35
+	FromSecret         Domain = 30
+	FromAccess         Domain = 55
 )
 
 // Error is a libvirt error as it travels to a client in a remote_error.
