@@ -515,6 +515,10 @@ func (d *Driver) handleExit(dom *domain, proc *process.Process) {
 	}
 	if !persistent {
 		d.remove(dom)
+		// A transient domain's snapshots go with it (qemuDomainRemoveInactive).
+		if err := d.snaps.RemoveAll(ref.Name); err != nil {
+			d.log.Warn("remove snapshot metadata", "domain", ref.Name, "err", err)
+		}
 	}
 	d.emitLifecycle(ref, libvirt.DomainEventStopped, int32(cause.detail))
 	if stopped != nil {

@@ -43,6 +43,10 @@ func (d *Driver) Rename(ctx context.Context, ref libvirt.Domain, newName *string
 		if !persistent || def == nil {
 			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot rename a transient domain")
 		}
+		// The snapshots are stored under the domain's name.
+		if d.snaps.Count(oldName) > 0 {
+			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot rename domain with snapshots")
+		}
 		if oldName == *newName {
 			return nil // virDomainObjListRename: nothing to do
 		}

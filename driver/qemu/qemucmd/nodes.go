@@ -13,8 +13,13 @@ import (
 // first, each disk's images from the top down, so disk i's top comes after
 // every image of the disks behind it. It is also the index of the disk's
 // source in libvirt's live XML (<source index='N'/>), and its backing
-// images have the next ones.
+// images have the next ones. A running domain's definition records the
+// index (an external snapshot gives a disk a new top image with the next
+// free one), and that is what QEMU has.
 func DiskNodeIndex(dom *libvirtxml.Domain, i int) int {
+	if src := dom.Devices.Disks[i].Source; src != nil && src.Index > 0 {
+		return int(src.Index)
+	}
 	idx := 1
 	for j := len(dom.Devices.Disks) - 1; j > i; j-- {
 		idx += 1 + chainLength(&dom.Devices.Disks[j])
@@ -47,6 +52,10 @@ func backingChain(disk *libvirtxml.DomainDisk, what string) ([]*libvirtxml.Domai
 	}
 	return chain, nil
 }
+
+// BlockNodeNames are the node names of the image with libvirt's node
+// index (see blockNodeNames).
+func BlockNodeNames(nodeIndex int) (storage, format string) { return blockNodeNames(nodeIndex) }
 
 // blockNodeNames are the -blockdev node names of the disk with libvirt's
 // node index: the protocol (storage) layer and the format layer on it.

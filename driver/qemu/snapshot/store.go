@@ -133,8 +133,11 @@ func (s *Store) tree(dom string) *tree {
 	return newTree()
 }
 
-// Count is how many snapshots dom has.
+// Count is how many snapshots dom has (none in a nil Store).
 func (s *Store) Count(dom string) int {
+	if s == nil {
+		return 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.doms[dom].snapsOrNil())
@@ -287,6 +290,9 @@ func (s *Store) Remove(dom, name string) error {
 // RemoveAll forgets every snapshot of dom (undefine
 // --snapshots-metadata).
 func (s *Store) RemoveAll(dom string) error {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := os.RemoveAll(filepath.Join(s.root, dom)); err != nil {
