@@ -1,0 +1,167 @@
+package compat_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govirtd/govirtd/test/deps"
+)
+
+// mustContain fails the test unless out holds every part.
+func mustContain(t *testing.T, what, out string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(out, p) {
+			t.Fatalf("%s lacks %q:\n%s", what, p, out)
+		}
+	}
+}
+
+// virshFails runs virsh, which must fail with stderr holding msg.
+func virshFails(t *testing.T, uri, msg string, args ...string) {
+	t.Helper()
+	r := Virsh(t, uri, args...)
+	if r.Err == nil || !strings.Contains(r.Stderr, msg) {
+		t.Fatalf("virsh %s: want an error with %q, got %s", strings.Join(args, " "), msg, r)
+	}
+}
+
+// qemuImgSnapshots lists the internal snapshots of an image.
+func qemuImgSnapshots(t *testing.T, img string) string {
+	t.Helper()
+	r := run(t, time.Minute, "qemu-img", "snapshot", "-l", "-U", img)
+	if r.Err != nil {
+		t.Fatalf("qemu-img snapshot -l: %s", r)
+	}
+	return r.Stdout
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// ticksAfter waits for n ticks logged after the first skip ones.
+func ticksAfter(t *testing.T, serial string, skip, n int, timeout time.Duration) []Tick {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ts := Ticks(serial)
+		if len(ts) >= skip+n {
+			return ts[skip:]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d ticks after the first %d within %v (have %d)", n, skip, timeout, len(ts))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSnapshotInternalRunning: a full internal snapshot of a running
+// guest keeps it running; reverting to it puts the guest's memory back
+// (its tick counter returns to the snapshot's, same boot) and the guest
+// runs on. The snapshot tree, its queries and deletion, the metadata
+// across a daemon restart, and undefine with snapshots.
+func TestSnapshotInternalRunning(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64", "qemu-img")
+	t.Parallel()
+	h := StartHost(t, HostOptions{Name: "snapint"})
+	uri := h.URI()
+	serial, img, _, _ := diskGuest(t, h, h, "si", "qcow2", 0)
+	WaitTicks(t, serial, 3, time.Minute)
+
+	before, _ := LastTick(serial)
+	MustVirsh(t, uri, "snapshot-create-as", "si", "s1", "--description", "first one")
+	atSnap, _ := LastTick(serial)
+	if st := domstate(t, h, "si"); !strings.HasPrefix(st, "running") {
+		t.Fatalf("after the snapshot the guest is %s", st)
+	}
+	later := WaitTicks(t, serial, atSnap.N+8, time.Minute)
+	MustVirsh(t, uri, "snapshot-create-as", "si", "s2")
+
+	x := MustVirsh(t, uri, "snapshot-dumpxml", "si", "s1")
+	mustContain(t, "snapshot-dumpxml s1", x, "<name>s1</name>", "<description>first one</description>", "<state>running</state>",
+		"<creationTime>", "<memory snapshot='internal'/>", "<disk name='vda' snapshot='internal'/>", "<domain type='qemu'>", "<source file='"+img+"'/>")
+	if strings.Contains(x, "<parent>") {
+		t.Errorf("the first snapshot has a parent:\n%s", x)
+	}
+	mustContain(t, "snapshot-dumpxml s2", MustVirsh(t, uri, "snapshot-dumpxml", "si", "s2"), "<parent>\n    <name>s1</name>\n  </parent>")
+	mustContain(t, "qemu-img snapshot -l", qemuImgSnapshots(t, img), "s1", "s2")
+	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "si")); cur != "s2" {
+		t.Errorf("snapshot-current = %q, want s2", cur)
+	}
+	if p := strings.TrimSpace(MustVirsh(t, uri, "snapshot-parent", "si", "s2")); p != "s1" {
+		t.Errorf("snapshot-parent s2 = %q", p)
+	}
+	mustContain(t, "snapshot-list --tree", MustVirsh(t, uri, "snapshot-list", "si", "--tree"), "s1\n  |\n  +- s2")
+	mustContain(t, "snapshot-list --parent", MustVirsh(t, uri, "snapshot-list", "si", "--parent"), "s2", "running", "s1")
+	if roots := MustVirsh(t, uri, "snapshot-list", "si", "--roots", "--name"); strings.TrimSpace(roots) != "s1" {
+		t.Errorf("snapshot-list --roots = %q", roots)
+	}
+	if leaves := MustVirsh(t, uri, "snapshot-list", "si", "--leaves", "--name"); strings.TrimSpace(leaves) != "s2" {
+		t.Errorf("snapshot-list --leaves = %q", leaves)
+	}
+	info := MustVirsh(t, uri, "snapshot-info", "si", "s1")
+	for _, want := range []string{`Name:\s+s1`, `Domain:\s+si`, `Current:\s+no`, `State:\s+running`, `Location:\s+internal`, `Parent:\s+-`, `Children:\s+1`, `Descendants:\s+1`, `Metadata:\s+yes`} {
+		if !regexpMatch(want, info) {
+			t.Errorf("snapshot-info s1 lacks %s:\n%s", want, info)
+		}
+	}
+
+	// Revert to s1: the counter goes back, in the same boot, and goes on.
+	logged := len(Ticks(serial))
+	MustVirsh(t, uri, "snapshot-revert", "si", "s1")
+	ts := ticksAfter(t, serial, logged, 5, time.Minute)
+	first := ts[0]
+	if first.BootID != before.BootID {
+		t.Fatalf("after the revert the guest booted anew (boot %s, was %s)", first.BootID, before.BootID)
+	}
+	if first.N > atSnap.N+1 || first.N < before.N {
+		t.Fatalf("after the revert the counter is at %d; at the snapshot it was %d..%d (and %d before the revert)", first.N, before.N, atSnap.N, later.N)
+	}
+	if last := ts[len(ts)-1]; last.N <= first.N {
+		t.Errorf("the guest does not run on after the revert: %v", ts)
+	}
+	if st := domstate(t, h, "si"); st != "running (from snapshot)" {
+		t.Errorf("after the revert: %s", st)
+	}
+	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "si")); cur != "s1" {
+		t.Errorf("snapshot-current after the revert = %q, want s1", cur)
+	}
+
+	// Delete s2: gone from the list and from the image.
+	MustVirsh(t, uri, "snapshot-delete", "si", "s2")
+	if names := MustVirsh(t, uri, "snapshot-list", "si", "--name"); strings.TrimSpace(names) != "s1" {
+		t.Errorf("after deleting s2: %q", names)
+	}
+	if l := qemuImgSnapshots(t, img); strings.Contains(l, "s2") || !strings.Contains(l, "s1") {
+		t.Errorf("qemu-img snapshot -l after deleting s2:\n%s", l)
+	}
+	virshFails(t, uri, "Domain snapshot not found: no domain snapshot with matching name 'nope'", "snapshot-revert", "si", "nope")
+	virshFails(t, uri, "Domain snapshot not found: no domain snapshot with matching name 'nope'", "snapshot-delete", "si", "nope")
+	virshFails(t, uri, "invalid snapshot name 'a/b': name can't contain '/'", "snapshot-create-as", "si", "a/b")
+	virshFails(t, h.ROURI(), "read only access prevents virDomainSnapshotCreateXML", "snapshot-create-as", "si", "ro")
+	if names := MustVirsh(t, h.ROURI(), "snapshot-list", "si", "--name"); strings.TrimSpace(names) != "s1" {
+		t.Errorf("snapshot-list on the read-only socket: %q", names)
+	}
+
+	// The metadata survives a daemon restart.
+	MustVirsh(t, uri, "destroy", "si")
+	h.Restart()
+	if names := MustVirsh(t, uri, "snapshot-list", "si", "--name"); strings.TrimSpace(names) != "s1" {
+		t.Errorf("after a restart: %q", names)
+	}
+	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "si")); cur != "s1" {
+		t.Errorf("snapshot-current after a restart = %q", cur)
+	}
+	mustContain(t, "list --with-snapshot", MustVirsh(t, uri, "list", "--all", "--with-snapshot", "--name"), "si")
+
+	// Undefine: refused while the snapshots exist, unless their metadata
+	// goes too.
+	virshFails(t, uri, "cannot delete inactive domain with 1 snapshots", "undefine", "si")
+	MustVirsh(t, uri, "undefine", "si", "--snapshots-metadata")
+	if _, err := os.Stat(filepath.Join(h.Dir, "state", "qemu", "snapshot", "si")); !os.IsNotExist(err) {
+		t.Errorf("the snapshot metadata is still there after undefine: %v", err)
+	}
+}
