@@ -165,3 +165,155 @@ func TestSnapshotInternalRunning(t *testing.T) {
 		t.Errorf("the snapshot metadata is still there after undefine: %v", err)
 	}
 }
+
+// TestSnapshotShutoffInternal: an internal snapshot of a shut off domain
+// is a qemu-img snapshot in its qcow2 disk; reverting to it puts the
+// disk's data back. A raw disk refuses internal snapshots with libvirt's
+// error.
+func TestSnapshotShutoffInternal(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64", "qemu-img", "qemu-io")
+	t.Parallel()
+	h := StartHost(t, HostOptions{Name: "snapoff"})
+	uri := h.URI()
+	_, img, _, _ := diskGuest(t, h, h, "so", "qcow2", 0)
+	MustVirsh(t, uri, "destroy", "so")
+
+	// The image's first byte before and after: 0x11 at the snapshot, 0x22
+	// written after it.
+	writeByte := func(v string) {
+		if r := run(t, time.Minute, "qemu-io", "-f", "qcow2", "-c", "write -P "+v+" 0 512", img); r.Err != nil {
+			t.Fatalf("qemu-io write: %s", r)
+		}
+	}
+	readsAs := func(v string) bool {
+		r := run(t, time.Minute, "qemu-io", "-f", "qcow2", "-c", "read -P "+v+" 0 512", img)
+		return r.Err == nil && !strings.Contains(r.Stdout, "Pattern verification failed")
+	}
+	writeByte("0x11")
+	MustVirsh(t, uri, "snapshot-create-as", "so", "off1")
+	mustContain(t, "qemu-img snapshot -l", qemuImgSnapshots(t, img), "off1")
+	x := MustVirsh(t, uri, "snapshot-dumpxml", "so", "off1")
+	mustContain(t, "snapshot-dumpxml", x, "<state>shutoff</state>", "<memory snapshot='no'/>", "<disk name='vda' snapshot='internal'/>")
+	writeByte("0x22")
+	MustVirsh(t, uri, "snapshot-revert", "so", "off1")
+	if !readsAs("0x11") {
+		t.Fatal("after the revert the disk does not hold the snapshot's data")
+	}
+	if st := domstate(t, h, "so"); !strings.HasPrefix(st, "shut off") {
+		t.Errorf("after reverting to a shut off snapshot: %s", st)
+	}
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "so", "--inactive", "--name")); n != "off1" {
+		t.Errorf("snapshot-list --inactive = %q", n)
+	}
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "so", "--active", "--name")); n != "" {
+		t.Errorf("snapshot-list --active = %q", n)
+	}
+	// Revert and run.
+	MustVirsh(t, uri, "snapshot-revert", "so", "off1", "--running")
+	if st := domstate(t, h, "so"); !strings.HasPrefix(st, "running") {
+		t.Errorf("after snapshot-revert --running: %s", st)
+	}
+	virshFails(t, uri, "must respawn qemu to start inactive snapshot", "snapshot-revert", "so", "off1", "--running")
+	MustVirsh(t, uri, "destroy", "so")
+	MustVirsh(t, uri, "snapshot-delete", "so", "off1")
+	if l := qemuImgSnapshots(t, img); strings.Contains(l, "off1") {
+		t.Errorf("the snapshot is still in the image:\n%s", l)
+	}
+	MustVirsh(t, uri, "undefine", "so")
+
+	// A raw disk cannot hold internal snapshots.
+	rawSerial := filepath.Join(h.Dir, "raw.serial")
+	rawImg := filepath.Join(h.Dir, "raw.img")
+	if err := os.WriteFile(rawImg, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rx := strings.Replace(GuestXML(t, GuestOptions{Name: "sr", Serial: rawSerial}), "<devices>\n",
+		"<devices>\n    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='"+rawImg+"'/><target dev='vda' bus='virtio'/></disk>\n", 1)
+	p := filepath.Join(h.Dir, "sr.xml")
+	os.WriteFile(p, []byte(rx), 0o644)
+	MustVirsh(t, uri, "define", p)
+	virshFails(t, uri, "unsupported configuration: internal snapshot for disk vda unsupported for storage type raw", "snapshot-create-as", "sr", "x")
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "sr", "--name")); n != "" {
+		t.Errorf("a failed snapshot is listed: %q", n)
+	}
+}
+
+// TestSnapshotDiskOnlyExternal: virsh snapshot-create-as --disk-only of a
+// running guest puts a new qcow2 overlay over its disk; the guest goes on
+// writing and reading its disk without a mismatch, the live XML shows the
+// overlay with the old image as its backing store. Revert and delete of
+// external snapshots are refused as libvirt 9.0 refuses them.
+func TestSnapshotDiskOnlyExternal(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64", "qemu-img")
+	t.Parallel()
+	h := StartHost(t, HostOptions{Name: "snapext"})
+	uri := h.URI()
+	serial, img, _, _ := diskGuest(t, h, h, "se", "qcow2", 512)
+	c := waitDiskCheck(t, serial, 0, 2*time.Minute)
+
+	MustVirsh(t, uri, "snapshot-create-as", "se", "e1", "--disk-only", "--atomic")
+	overlay := strings.TrimSuffix(img, ".qcow2") + ".e1"
+	if _, err := os.Stat(overlay); err != nil {
+		t.Fatalf("no overlay: %v", err)
+	}
+	live := MustVirsh(t, uri, "dumpxml", "se")
+	mustContain(t, "dumpxml", live, "<source file='"+overlay+"' index='2'/>", "<backingStore type='file' index='1'>", "<source file='"+img+"'/>")
+	mustContain(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+overlay+"'/>")
+	info := run(t, time.Minute, "qemu-img", "info", "-U", overlay)
+	mustContain(t, "qemu-img info", info.Stdout, "backing file: "+img)
+	// The guest keeps writing its disk (now the overlay) and reads back
+	// what it wrote.
+	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
+	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
+	if c.Mism != 0 || c.Written == 0 {
+		t.Fatalf("disk check after the snapshot: %+v", c)
+	}
+	sx := MustVirsh(t, uri, "snapshot-dumpxml", "se", "e1")
+	mustContain(t, "snapshot-dumpxml", sx, "<state>disk-snapshot</state>", "<memory snapshot='no'/>",
+		"<disk name='vda' snapshot='external' type='file'>", "<source file='"+overlay+"'/>")
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--external", "--name")); n != "e1" {
+		t.Errorf("snapshot-list --external = %q", n)
+	}
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--disk-only", "--name")); n != "e1" {
+		t.Errorf("snapshot-list --disk-only = %q", n)
+	}
+
+	// A second one without metadata: a new overlay, index 3, not listed.
+	MustVirsh(t, uri, "snapshot-create-as", "se", "e2", "--disk-only", "--no-metadata")
+	overlay2 := strings.TrimSuffix(img, ".qcow2") + ".e2"
+	mustContain(t, "dumpxml", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay2+"' index='3'/>", "<backingStore type='file' index='2'>")
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--name")); n != "e1" {
+		t.Errorf("snapshot-list after a --no-metadata snapshot = %q", n)
+	}
+	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
+	if c.Mism != 0 {
+		t.Fatalf("disk check after the second snapshot: %+v", c)
+	}
+
+	virshFails(t, uri, "external snapshot file for disk vda already exists and is not a block device: "+overlay, "snapshot-create-as", "se", "e1b", "--disk-only", "--diskspec", "vda,file="+overlay)
+	virshFails(t, uri, "QEMU guest agent is not configured", "snapshot-create-as", "se", "q", "--disk-only", "--quiesce")
+	virshFails(t, uri, "unsupported configuration: revert to external snapshot not supported yet", "snapshot-revert", "se", "e1")
+	virshFails(t, uri, "deletion of 1 external disk snapshots not supported yet", "snapshot-delete", "se", "e1")
+	MustVirsh(t, uri, "snapshot-delete", "se", "e1", "--metadata")
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--name")); n != "" {
+		t.Errorf("snapshot-list after delete --metadata = %q", n)
+	}
+	if _, err := os.Stat(overlay); err != nil {
+		t.Errorf("delete --metadata removed the overlay: %v", err)
+	}
+
+	// Offline, with a file made beforehand (--reuse-external).
+	MustVirsh(t, uri, "destroy", "se")
+	pre := filepath.Join(h.Dir, "pre.qcow2")
+	if r := run(t, time.Minute, "qemu-img", "create", "-f", "qcow2", "-b", overlay2, "-F", "qcow2", pre); r.Err != nil {
+		t.Fatal(r)
+	}
+	MustVirsh(t, uri, "snapshot-create-as", "se", "e3", "--disk-only", "--reuse-external", "--diskspec", "vda,file="+pre)
+	mustContain(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+pre+"'/>")
+	if st := MustVirsh(t, uri, "snapshot-dumpxml", "se", "e3"); !strings.Contains(st, "<state>shutoff</state>") {
+		t.Errorf("offline external snapshot:\n%s", st)
+	}
+	MustVirsh(t, uri, "start", "se")
+	mustContain(t, "dumpxml after start", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+pre+"' index='1'/>", "<source file='"+overlay2+"'/>")
+	WaitTicks(t, serial, 0, time.Minute)
+}
