@@ -216,15 +216,18 @@ func (d *Driver) SnapshotDelete(ctx context.Context, ref libvirt.DomainSnapshot,
 			doomed = append(doomed, ref.Name)
 		}
 		if !metadataOnly {
-			external := 0
-			for _, n := range doomed {
-				if s, err := d.snaps.Get(name, n); err == nil && snapshot.IsExternal(s) {
-					external++
-				}
+			if err := d.checkDelete(dom, name, ref.Name, flags); err != nil {
+				return err
 			}
-			if external > 0 {
-				return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "deletion of %d external disk snapshots not supported yet", external)
+		}
+		if def, _ := d.snaps.Get(name, ref.Name); !metadataOnly && !withChildren && snapshot.IsExternal(def) {
+			if err := d.deleteExternal(ctx, dom, name, def); err != nil {
+				return err
 			}
+			if err := d.rebaseChildren(name, def); err != nil {
+				return err
+			}
+			return d.snaps.Remove(name, ref.Name)
 		}
 		// With children gone, a current snapshot among them hands
 		// "current" to the one they were deleted under.
@@ -251,6 +254,102 @@ func (d *Driver) SnapshotDelete(ctx context.Context, ref libvirt.DomainSnapshot,
 		}
 		return nil
 	})
+}
+
+// rebaseChildren: after an external snapshot's overlays are merged away,
+// its children's definitions name the images the data went to, so that
+// they can be deleted in turn.
+func (d *Driver) rebaseChildren(domName string, def *libvirtxml.DomainSnapshot) error {
+	gone := map[string]libvirtxml.DomainDisk{} // overlay path -> the disk as the snapshot kept it
+	for _, sd := range def.Disks.Disks {
+		if sd.Snapshot != snapshot.LocationExternal || sd.Source == nil || sd.Source.File == nil {
+			continue
+		}
+		for _, disk := range disksOf(def.Domain) {
+			if disk.Target != nil && disk.Target.Dev == sd.Name {
+				gone[sd.Source.File.File] = disk
+			}
+		}
+	}
+	children, err := d.snaps.Names(domName, def.Name, 0)
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		cd, err := d.snaps.Get(domName, c)
+		if err != nil || cd.Domain == nil {
+			continue
+		}
+		nd := *cd
+		dom, err := cloneDef(cd.Domain)
+		if err != nil {
+			return err
+		}
+		for i := range disksOf(dom) {
+			if was, ok := gone[diskPath(&dom.Devices.Disks[i])]; ok {
+				dom.Devices.Disks[i].Source = was.Source
+				dom.Devices.Disks[i].Driver = was.Driver
+			}
+		}
+		nd.Domain = dom
+		if err := d.snaps.Put(domName, &nd, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDelete is qemuSnapshotDeleteValidate: which deletions libvirt 9.0
+// refuses.
+func (d *Driver) checkDelete(dom *domain, domName, name string, flags uint32) error {
+	def, err := d.snaps.Get(domName, name)
+	if err != nil {
+		return err
+	}
+	external := snapshot.IsExternal(def)
+	dom.mu.Lock()
+	live := dom.live
+	dom.mu.Unlock()
+	// An internal snapshot lives in the images it was taken in: delvm
+	// would miss it if the disk is on another image now.
+	if !external && live != nil && def.Domain != nil {
+		for _, sd := range def.Disks.Disks {
+			if sd.Snapshot != snapshot.LocationInternal {
+				continue
+			}
+			was, now := "", ""
+			for _, disk := range disksOf(def.Domain) {
+				if disk.Target != nil && disk.Target.Dev == sd.Name {
+					was = diskPath(&disk)
+				}
+			}
+			for _, disk := range disksOf(live) {
+				if disk.Target != nil && disk.Target.Dev == sd.Name {
+					now = diskPath(&disk)
+				}
+			}
+			if was != now {
+				return compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "disk image '%s' for internal snapshot '%s' is not the same as disk image currently used by VM", sd.Name, name)
+			}
+		}
+	}
+	if flags&(snapDeleteChildren|snapDeleteChildrenOnly) != 0 {
+		externalChildren := 0
+		for _, c := range d.snaps.Descendants(domName, name) {
+			if cd, err := d.snaps.Get(domName, c); err == nil && snapshot.IsExternal(cd) {
+				externalChildren++
+			}
+		}
+		switch {
+		case externalChildren > 0 && flags&snapDeleteChildrenOnly != 0:
+			return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "deletion of external children disk snapshots not supported")
+		case externalChildren > 0 && !external:
+			return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "deletion of external and internal children disk snapshots not supported")
+		case external && flags&snapDeleteChildrenOnly == 0:
+			return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "deletion of external disk snapshots with children not supported")
+		}
+	}
+	return nil
 }
 
 // snapshotState is the snapshot state of a domain state

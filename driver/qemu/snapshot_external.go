@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -217,40 +216,8 @@ func runBlockdevCreate(ctx context.Context, dom *domain, id string, options map[
 	if err := mon.Run(ctx, "blockdev-create", map[string]any{"job-id": id, "options": options}, nil); err != nil {
 		return fmt.Errorf("blockdev-create: %w", err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var jobs []struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-			Error  string `json:"error"`
-		}
-		if err := mon.Run(ctx, "query-jobs", nil, &jobs); err != nil {
-			return fmt.Errorf("query-jobs: %w", err)
-		}
-		found := false
-		for _, j := range jobs {
-			if j.ID != id {
-				continue
-			}
-			found = true
-			if j.Status == "concluded" {
-				mon.JobDismiss(ctx, id)
-				if j.Error != "" {
-					return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "blockdev-create job '%s' failed: %s", id, j.Error)
-				}
-				return nil
-			}
-		}
-		if !found {
-			return fmt.Errorf("blockdev-create job %s vanished", id)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("blockdev-create job %s did not finish", id)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := waitJob(ctx, dom, id, "concluded"); err != nil {
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "blockdev-create job '%s' failed: %v", id, err)
 	}
+	return nil
 }

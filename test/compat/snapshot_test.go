@@ -112,16 +112,28 @@ func TestSnapshotInternalRunning(t *testing.T) {
 	// Revert to s1: the counter goes back, in the same boot, and goes on.
 	logged := len(Ticks(serial))
 	MustVirsh(t, uri, "snapshot-revert", "si", "s1")
-	ts := ticksAfter(t, serial, logged, 5, time.Minute)
-	first := ts[0]
-	if first.BootID != before.BootID {
-		t.Fatalf("after the revert the guest booted anew (boot %s, was %s)", first.BootID, before.BootID)
+	// Ticks printed while the revert was under way come first; then the
+	// counter drops back to the snapshot's.
+	var back *Tick
+	deadline := time.Now().Add(time.Minute)
+	for back == nil && time.Now().Before(deadline) {
+		for _, tk := range ticksAfter(t, serial, logged, 1, time.Minute) {
+			if tk.N <= atSnap.N+1 {
+				tk := tk
+				back = &tk
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if first.N > atSnap.N+1 || first.N < before.N {
-		t.Fatalf("after the revert the counter is at %d; at the snapshot it was %d..%d (and %d before the revert)", first.N, before.N, atSnap.N, later.N)
+	if back == nil {
+		t.Fatalf("after the revert the counter never went back to the snapshot's %d (it was %d before): %v", atSnap.N, later.N, Ticks(serial)[logged:])
 	}
-	if last := ts[len(ts)-1]; last.N <= first.N {
-		t.Errorf("the guest does not run on after the revert: %v", ts)
+	if back.BootID != before.BootID || back.N < before.N {
+		t.Fatalf("after the revert: %+v; at the snapshot: %d..%d in boot %s", *back, before.N, atSnap.N, before.BootID)
+	}
+	if tk := WaitTicks(t, serial, back.N+3, time.Minute); tk.BootID != before.BootID {
+		t.Errorf("the guest does not run on after the revert in the same boot: %+v", tk)
 	}
 	if st := domstate(t, h, "si"); st != "running (from snapshot)" {
 		t.Errorf("after the revert: %s", st)
@@ -278,42 +290,83 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 		t.Errorf("snapshot-list --disk-only = %q", n)
 	}
 
-	// A second one without metadata: a new overlay, index 3, not listed.
-	MustVirsh(t, uri, "snapshot-create-as", "se", "e2", "--disk-only", "--no-metadata")
+	// A second one, the first one's child: a new overlay, index 3.
+	MustVirsh(t, uri, "snapshot-create-as", "se", "e2", "--disk-only")
 	overlay2 := strings.TrimSuffix(img, ".qcow2") + ".e2"
 	mustContain(t, "dumpxml", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay2+"' index='3'/>", "<backingStore type='file' index='2'>")
-	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--name")); n != "e1" {
-		t.Errorf("snapshot-list after a --no-metadata snapshot = %q", n)
+	if p := strings.TrimSpace(MustVirsh(t, uri, "snapshot-parent", "se", "e2")); p != "e1" {
+		t.Errorf("snapshot-parent e2 = %q", p)
 	}
 	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
-	if c.Mism != 0 {
-		t.Fatalf("disk check after the second snapshot: %+v", c)
-	}
 
 	virshFails(t, uri, "external snapshot file for disk vda already exists and is not a block device: "+overlay, "snapshot-create-as", "se", "e1b", "--disk-only", "--diskspec", "vda,file="+overlay)
 	virshFails(t, uri, "QEMU guest agent is not configured", "snapshot-create-as", "se", "q", "--disk-only", "--quiesce")
 	virshFails(t, uri, "unsupported configuration: revert to external snapshot not supported yet", "snapshot-revert", "se", "e1")
-	virshFails(t, uri, "deletion of 1 external disk snapshots not supported yet", "snapshot-delete", "se", "e1")
-	MustVirsh(t, uri, "snapshot-delete", "se", "e1", "--metadata")
-	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--name")); n != "" {
-		t.Errorf("snapshot-list after delete --metadata = %q", n)
+	virshFails(t, uri, "unsupported configuration: deletion of external disk snapshots with children not supported", "snapshot-delete", "se", "e1", "--children")
+
+	// Deleting e1 commits its overlay into the image under it, below
+	// e2's overlay; deleting e2 then commits the active top and pivots.
+	MustVirsh(t, uri, "snapshot-delete", "se", "e1")
+	if _, err := os.Stat(overlay); !os.IsNotExist(err) {
+		t.Errorf("the merged overlay is still there: %v", err)
 	}
-	if _, err := os.Stat(overlay); err != nil {
+	live = MustVirsh(t, uri, "dumpxml", "se")
+	mustContain(t, "dumpxml after deleting e1", live, "<source file='"+overlay2+"' index='3'/>", "<backingStore type='file' index='1'>", "<source file='"+img+"'/>")
+	if strings.Contains(live, overlay+"'") {
+		t.Errorf("the live XML still has the merged overlay:\n%s", live)
+	}
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--roots", "--name")); n != "e2" {
+		t.Errorf("snapshot-list --roots after deleting e1 = %q", n)
+	}
+	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
+	MustVirsh(t, uri, "snapshot-delete", "se", "e2")
+	if _, err := os.Stat(overlay2); !os.IsNotExist(err) {
+		t.Errorf("the merged top overlay is still there: %v", err)
+	}
+	mustContain(t, "dumpxml after deleting e2", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+img+"' index='1'/>")
+	mustContain(t, "dumpxml --inactive after deleting e2", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+img+"'/>")
+	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
+	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
+	if c.Mism != 0 || c.Written == 0 {
+		t.Fatalf("disk check after the deletions: %+v", c)
+	}
+
+	// Without metadata: an overlay, not listed; its metadata-only delete.
+	MustVirsh(t, uri, "snapshot-create-as", "se", "e3", "--disk-only", "--no-metadata")
+	overlay3 := strings.TrimSuffix(img, ".qcow2") + ".e3"
+	mustContain(t, "dumpxml", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay3+"' index='2'/>")
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--name")); n != "" {
+		t.Errorf("snapshot-list after a --no-metadata snapshot = %q", n)
+	}
+	MustVirsh(t, uri, "snapshot-create-as", "se", "e4", "--disk-only")
+	overlay4 := strings.TrimSuffix(img, ".qcow2") + ".e4"
+	MustVirsh(t, uri, "snapshot-delete", "se", "e4", "--metadata")
+	if _, err := os.Stat(overlay4); err != nil {
 		t.Errorf("delete --metadata removed the overlay: %v", err)
+	}
+	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
+	if c.Mism != 0 {
+		t.Fatalf("disk check: %+v", c)
 	}
 
 	// Offline, with a file made beforehand (--reuse-external).
 	MustVirsh(t, uri, "destroy", "se")
 	pre := filepath.Join(h.Dir, "pre.qcow2")
-	if r := run(t, time.Minute, "qemu-img", "create", "-f", "qcow2", "-b", overlay2, "-F", "qcow2", pre); r.Err != nil {
+	if r := run(t, time.Minute, "qemu-img", "create", "-f", "qcow2", "-b", overlay4, "-F", "qcow2", pre); r.Err != nil {
 		t.Fatal(r)
 	}
-	MustVirsh(t, uri, "snapshot-create-as", "se", "e3", "--disk-only", "--reuse-external", "--diskspec", "vda,file="+pre)
+	MustVirsh(t, uri, "snapshot-create-as", "se", "e5", "--disk-only", "--reuse-external", "--diskspec", "vda,file="+pre)
 	mustContain(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+pre+"'/>")
-	if st := MustVirsh(t, uri, "snapshot-dumpxml", "se", "e3"); !strings.Contains(st, "<state>shutoff</state>") {
+	if st := MustVirsh(t, uri, "snapshot-dumpxml", "se", "e5"); !strings.Contains(st, "<state>shutoff</state>") {
 		t.Errorf("offline external snapshot:\n%s", st)
 	}
+	// Deleting it offline commits pre.qcow2 into the image under it.
+	MustVirsh(t, uri, "snapshot-delete", "se", "e5")
+	mustContain(t, "dumpxml --inactive after an offline delete", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+overlay4+"'/>")
+	if _, err := os.Stat(pre); !os.IsNotExist(err) {
+		t.Errorf("the merged overlay is still there: %v", err)
+	}
 	MustVirsh(t, uri, "start", "se")
-	mustContain(t, "dumpxml after start", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+pre+"' index='1'/>", "<source file='"+overlay2+"'/>")
+	mustContain(t, "dumpxml after start", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay4+"' index='1'/>", "<source file='"+overlay3+"'/>", "<source file='"+img+"'/>")
 	WaitTicks(t, serial, 0, time.Minute)
 }
