@@ -43,10 +43,6 @@ func (d *Driver) Rename(ctx context.Context, ref libvirt.Domain, newName *string
 		if !persistent || def == nil {
 			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot rename a transient domain")
 		}
-		// The snapshots are stored under the domain's name.
-		if d.snaps.Count(oldName) > 0 {
-			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot rename domain with snapshots")
-		}
 		if oldName == *newName {
 			return nil // virDomainObjListRename: nothing to do
 		}
@@ -69,6 +65,10 @@ func (d *Driver) Rename(ctx context.Context, ref libvirt.Domain, newName *string
 		}
 		if err := d.store.RenameDefinition(oldName, *newName, text); err != nil {
 			return err
+		}
+		// The snapshots are stored under the domain's name.
+		if err := d.snaps.Rename(oldName, *newName); err != nil {
+			d.log.Warn("move snapshot metadata", "domain", oldName, "to", *newName, "err", err)
 		}
 		d.removeLocked(dom)
 		dom.mu.Lock()

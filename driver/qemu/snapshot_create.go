@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -78,7 +77,7 @@ func (d *Driver) createSnapshot(ctx context.Context, dom *domain, xml string, fl
 		return "", compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromQEMU, "qemu doesn't support taking snapshots of PMSUSPENDED guests")
 	}
 	if _, err := d.snaps.Get(domName, def.Name); err == nil {
-		return "", compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "domain snapshot %s already exists", def.Name)
+		return "", compat.Errorf(libvirt.ErrOperationFailed, compat.FromDomain, "domain moment %s already exists", def.Name)
 	}
 	cur := config
 	if active {
@@ -181,10 +180,10 @@ func (d *Driver) redefineSnapshot(domName string, def *libvirtxml.DomainSnapshot
 	}
 	if p := snapshot.ParentName(def); p != "" {
 		if p == def.Name {
-			return "", compat.Errorf(libvirt.ErrInvalidArg, compat.FromDomainSnapshot, "snapshot '%s' cannot be its own parent", def.Name)
+			return "", compat.Errorf(libvirt.ErrInvalidArg, compat.FromDomain, "cannot set moment %s as its own parent", def.Name)
 		}
 		if _, err := d.snaps.Get(domName, p); err != nil {
-			return "", compat.Errorf(libvirt.ErrInvalidArg, compat.FromDomainSnapshot, "parent %s for moment %s not found", p, def.Name)
+			return "", compat.Errorf(libvirt.ErrInvalidArg, compat.FromDomain, "parent %s for moment %s not found", p, def.Name)
 		}
 		for a := p; a != ""; {
 			s, err := d.snaps.Get(domName, a)
@@ -192,7 +191,7 @@ func (d *Driver) redefineSnapshot(domName string, def *libvirtxml.DomainSnapshot
 				break
 			}
 			if snapshot.ParentName(s) == def.Name {
-				return "", compat.Errorf(libvirt.ErrInvalidArg, compat.FromDomainSnapshot, "parent %s would create cycle to %s", p, def.Name)
+				return "", compat.Errorf(libvirt.ErrInvalidArg, compat.FromDomain, "parent %s would create cycle to %s", p, def.Name)
 			}
 			a = snapshot.ParentName(s)
 		}
@@ -286,7 +285,7 @@ func alignDisks(def *libvirtxml.DomainSnapshot, dom *libvirtxml.Domain, location
 			return snapErr(libvirt.ErrConfigUnsupported, "cannot generate external snapshot name for disk '%s' without source", sd.Name)
 		}
 		if disks[i].Source.File == nil {
-			return snapErr(libvirt.ErrConfigUnsupported, "cannot generate external snapshot name for disk '%s' on a 'block' device", sd.Name)
+			return snapErr(libvirt.ErrConfigUnsupported, "source for disk '%s' is not a regular file; refusing to generate external snapshot name", sd.Name)
 		}
 		base := orig
 		if dot := strings.LastIndex(base, "."); dot > strings.LastIndex(base, "/") {
@@ -346,9 +345,6 @@ func prepareSnapshot(def *libvirtxml.DomainSnapshot, dom *libvirtxml.Domain, act
 				return false, compat.Errorf(libvirt.ErrSystemError, compat.FromQEMU, "missing existing file for disk %s: %s: No such file or directory", sd.Name, path)
 			case err == nil && st.Mode().IsRegular() && st.Size() > 0 && !reuse:
 				return false, compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "external snapshot file for disk %s already exists and is not a block device: %s", sd.Name, path)
-			}
-			if !filepath.IsAbs(path) {
-				return false, compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromQEMU, "external snapshot file for disk %s must be an absolute path: %s", sd.Name, path)
 			}
 			external++
 		case snapshot.LocationNo:

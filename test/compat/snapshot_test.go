@@ -206,6 +206,12 @@ func TestSnapshotShutoffInternal(t *testing.T) {
 	mustContain(t, "qemu-img snapshot -l", qemuImgSnapshots(t, img), "off1")
 	x := MustVirsh(t, uri, "snapshot-dumpxml", "so", "off1")
 	mustContain(t, "snapshot-dumpxml", x, "<state>shutoff</state>", "<memory snapshot='no'/>", "<disk name='vda' snapshot='internal'/>")
+	// A renamed domain keeps its snapshots.
+	MustVirsh(t, uri, "domrename", "so", "so2")
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "so2", "--name")); n != "off1" {
+		t.Errorf("snapshot-list after domrename = %q", n)
+	}
+	MustVirsh(t, uri, "domrename", "so2", "so")
 	writeByte("0x22")
 	MustVirsh(t, uri, "snapshot-revert", "so", "off1")
 	if !readsAs("0x11") {

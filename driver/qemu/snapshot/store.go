@@ -301,3 +301,22 @@ func (s *Store) RemoveAll(dom string) error {
 	delete(s.doms, dom)
 	return nil
 }
+
+// Rename moves dom's snapshots to the domain's new name.
+func (s *Store) Rename(dom, to string) error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.doms[dom]
+	if t == nil {
+		return nil
+	}
+	if err := os.Rename(filepath.Join(s.root, dom), filepath.Join(s.root, to)); err != nil {
+		return fmt.Errorf("move snapshots of %s: %w", dom, err)
+	}
+	delete(s.doms, dom)
+	s.doms[to] = t
+	return nil
+}

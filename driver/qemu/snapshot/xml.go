@@ -124,6 +124,8 @@ func Parse(text string, o ParseOptions) (*libvirtxml.DomainSnapshot, error) {
 func parseMemory(def *libvirtxml.DomainSnapshot, redefine, offline bool) error {
 	m := def.Memory
 	switch {
+	case m != nil && m.File != "" && !strings.HasPrefix(m.File, "/"):
+		return xmlErr("memory snapshot file path (%s) must be absolute", m.File)
 	case m != nil && m.Snapshot != "":
 		if !validLocations[m.Snapshot] {
 			return xmlErr("unknown memory snapshot setting '%s'", m.Snapshot)
@@ -171,6 +173,9 @@ func parseDisk(d *libvirtxml.DomainSnapshotDisk) error {
 		if format != "" && format != "qcow2" && format != "raw" && format != "qed" {
 			return xmlErr("unknown disk snapshot driver '%s'", format)
 		}
+	}
+	if d.Source != nil && d.Source.File.File != "" && !strings.HasPrefix(d.Source.File.File, "/") {
+		return xmlErr("disk snapshot image path '%s' must be absolute", d.Source.File.File)
 	}
 	if d.Snapshot == "" && (d.Source != nil || format != "") {
 		d.Snapshot = LocationExternal
