@@ -34,6 +34,9 @@ type startOptions struct {
 	paused   bool   // leave the CPUs stopped (VIR_DOMAIN_START_PAUSED)
 	incoming string // "defer": a migration destination waiting for its stream
 	reason   libvirt.DomainRunningReason
+	// quiet leaves the started (and suspended) events to the caller,
+	// which reports them with its own details (a snapshot revert).
+	quiet bool
 }
 
 // cloneDef deep-copies a definition through its XML form (libvirtxml has no
@@ -227,7 +230,7 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 		return err
 	}
 	sw.lap("save status")
-	if o.incoming == "" {
+	if o.incoming == "" && !o.quiet {
 		ref := dom.ref()
 		d.emitLifecycle(ref, libvirt.DomainEventStarted, int32(libvirt.DomainEventStartedBooted))
 		if o.paused {

@@ -116,13 +116,16 @@ func (d *Driver) snapshotDefinition(kept *libvirtxml.Domain, name string) (*libv
 // revertWithMemory loads a running or paused snapshot (transitions 2, 3,
 // 5, 6, 8 and 9 of qemuSnapshotRevert).
 func (d *Driver) revertWithMemory(ctx context.Context, dom *domain, def *libvirtxml.DomainSnapshot, config *libvirtxml.Domain, flags uint32) error {
-	wasStopped := !dom.active()
+	wasStopped, wasRunning := !dom.active(), false
 	if wasStopped {
-		if err := d.start(ctx, dom, config, startOptions{paused: true, reason: libvirt.DomainRunningFromSnapshot}); err != nil {
+		if err := d.start(ctx, dom, config, startOptions{paused: true, reason: libvirt.DomainRunningFromSnapshot, quiet: true}); err != nil {
 			return err
 		}
-	} else if _, err := d.pauseQuietly(ctx, dom, libvirt.DomainPausedFromSnapshot); err != nil {
+		d.emitLifecycle(dom.ref(), libvirt.DomainEventStarted, int32(libvirt.DomainEventStartedFromSnapshot))
+	} else if ran, err := d.pauseQuietly(ctx, dom, libvirt.DomainPausedFromSnapshot); err != nil {
 		return err
+	} else {
+		wasRunning = ran
 	}
 	dom.setState(libvirt.DomainPaused, int32(libvirt.DomainPausedFromSnapshot))
 	if err := hmpSnapshot(ctx, dom, "loadvm", def.Name); err != nil {
@@ -131,7 +134,7 @@ func (d *Driver) revertWithMemory(ctx context.Context, dom *domain, def *libvirt
 	paused := flags&snapRevertRunning == 0 && (def.State == snapshot.StatePaused || flags&snapRevertPaused != 0)
 	if paused {
 		d.saveStatus(dom)
-		if wasStopped {
+		if wasStopped || wasRunning {
 			d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedFromSnapshot))
 		}
 		return nil
@@ -154,11 +157,14 @@ func (d *Driver) revertDisks(ctx context.Context, dom *domain, def *libvirtxml.D
 		return nil
 	}
 	paused := startFlags&snapRevertPaused != 0
-	if err := d.start(ctx, dom, config, startOptions{paused: paused, reason: libvirt.DomainRunningFromSnapshot}); err != nil {
+	if err := d.start(ctx, dom, config, startOptions{paused: paused, reason: libvirt.DomainRunningFromSnapshot, quiet: true}); err != nil {
 		return err
 	}
+	d.emitLifecycle(dom.ref(), libvirt.DomainEventStarted, int32(libvirt.DomainEventStartedFromSnapshot))
 	if paused {
 		dom.setState(libvirt.DomainPaused, int32(libvirt.DomainPausedFromSnapshot))
+		d.saveStatus(dom)
+		d.emitLifecycle(dom.ref(), libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedFromSnapshot))
 	}
 	return nil
 }

@@ -142,7 +142,21 @@ func TestSnapshotInternalRunning(t *testing.T) {
 		t.Errorf("snapshot-current after the revert = %q, want s1", cur)
 	}
 
-	// Delete s2: gone from the list and from the image.
+	// Revert paused; virsh snapshot-current NAME (a redefinition) moves
+	// the current snapshot.
+	MustVirsh(t, uri, "snapshot-revert", "si", "s1", "--paused")
+	if st := domstate(t, h, "si"); st != "paused (from snapshot)" {
+		t.Errorf("after snapshot-revert --paused: %s", st)
+	}
+	MustVirsh(t, uri, "resume", "si")
+	MustVirsh(t, uri, "snapshot-current", "si", "s2")
+	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "si")); cur != "s2" {
+		t.Errorf("snapshot-current after setting s2 = %q", cur)
+	}
+	mustContain(t, "snapshot-dumpxml s2 after its redefinition", MustVirsh(t, uri, "snapshot-dumpxml", "si", "s2"), "<domain type='qemu'>", "<parent>")
+
+	// Delete s2 (current): gone from the list and from the image, and
+	// its parent is current again.
 	MustVirsh(t, uri, "snapshot-delete", "si", "s2")
 	if names := MustVirsh(t, uri, "snapshot-list", "si", "--name"); strings.TrimSpace(names) != "s1" {
 		t.Errorf("after deleting s2: %q", names)
