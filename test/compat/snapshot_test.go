@@ -247,6 +247,26 @@ func TestSnapshotShutoffInternal(t *testing.T) {
 	}
 	virshFails(t, uri, "must respawn qemu to start inactive snapshot", "snapshot-revert", "so", "off1", "--running")
 	MustVirsh(t, uri, "destroy", "so")
+	// Children: off1 <- off2 <- off3, the last current; deleting off1's
+	// children makes off1 current again.
+	MustVirsh(t, uri, "snapshot-create-as", "so", "off2")
+	MustVirsh(t, uri, "snapshot-create-as", "so", "off3")
+	if n := MustVirsh(t, uri, "snapshot-list", "so", "--topological", "--name"); strings.Join(lines(n), " ") != "off1 off2 off3" {
+		t.Errorf("snapshot-list --topological = %q", n)
+	}
+	if n := lines(MustVirsh(t, uri, "snapshot-list", "so", "--from", "off1", "--descendants", "--name")); len(n) != 2 {
+		t.Errorf("descendants of off1: %q", n)
+	}
+	MustVirsh(t, uri, "snapshot-delete", "so", "off1", "--children-only")
+	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "so", "--name")); n != "off1" {
+		t.Errorf("after delete --children-only: %q", n)
+	}
+	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "so")); cur != "off1" {
+		t.Errorf("current after delete --children-only = %q", cur)
+	}
+	if l := qemuImgSnapshots(t, img); strings.Contains(l, "off2") || strings.Contains(l, "off3") {
+		t.Errorf("the children are still in the image:\n%s", l)
+	}
 	MustVirsh(t, uri, "snapshot-delete", "so", "off1")
 	if l := qemuImgSnapshots(t, img); strings.Contains(l, "off1") {
 		t.Errorf("the snapshot is still in the image:\n%s", l)
@@ -389,4 +409,55 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 	MustVirsh(t, uri, "start", "se")
 	mustContain(t, "dumpxml after start", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay4+"' index='1'/>", "<source file='"+overlay3+"'/>", "<source file='"+img+"'/>")
 	WaitTicks(t, serial, 0, time.Minute)
+}
+
+// snapshotAPIScript exercises the snapshot calls virsh does not use
+// (the count and name-list ones) through python3-libvirt.
+const snapshotAPIScript = `
+import sys, libvirt
+c = libvirt.open(sys.argv[1])
+d = c.lookupByName("sp")
+print("num", d.snapshotNum(), d.snapshotNum(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_ROOTS))
+print("names", " ".join(sorted(d.snapshotListNames())))
+s1 = d.snapshotLookupByName("s1")
+print("children", s1.numChildren(), " ".join(s1.listChildrenNames()), " ".join(x.getName() for x in s1.listAllChildren()))
+print("current", d.hasCurrentSnapshot(), d.snapshotCurrent().getName())
+s2 = d.snapshotLookupByName("s2")
+print("s2", s2.getParent().getName(), bool(s2.isCurrent()), bool(s1.isCurrent()), bool(s2.hasMetadata()))
+print("leaves", " ".join(sorted(x.getName() for x in d.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_LEAVES))))
+print("nometa", len(d.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_NO_METADATA)))
+try:
+    s1.getParent()
+except libvirt.libvirtError as e:
+    print("err", e.get_error_code(), e.get_error_domain(), e.get_error_message())
+`
+
+// TestSnapshotAPI: the count, list and tree calls through the libvirt
+// Python binding, with libvirt's error for a root's parent.
+func TestSnapshotAPI(t *testing.T) {
+	deps.Require(t, "virsh", "qemu-system-x86_64", "qemu-img")
+	t.Parallel()
+	h := StartHost(t, HostOptions{Name: "snapapi"})
+	uri := h.URI()
+	diskGuest(t, h, h, "sp", "qcow2", 0)
+	MustVirsh(t, uri, "destroy", "sp")
+	MustVirsh(t, uri, "snapshot-create-as", "sp", "s1")
+	MustVirsh(t, uri, "snapshot-create-as", "sp", "s2")
+	r := Python(t, snapshotAPIScript, uri)
+	if r.Err != nil {
+		t.Fatalf("python: %s", r)
+	}
+	want := []string{
+		"num 2 1",
+		"names s1 s2",
+		"children 1 s2 s2",
+		"current 1 s2",
+		"s2 s1 True False True",
+		"leaves s2",
+		"nometa 0",
+		"err 72 10 Domain snapshot not found: snapshot 's1' does not have a parent",
+	}
+	if got := lines(r.Stdout); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("python3-libvirt printed:\n%s\nwant:\n%s", r.Stdout, strings.Join(want, "\n"))
+	}
 }
