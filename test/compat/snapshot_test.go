@@ -311,6 +311,12 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 	live := MustVirsh(t, uri, "dumpxml", "se")
 	mustContain(t, "dumpxml", live, "<source file='"+overlay+"' index='2'/>", "<backingStore type='file' index='1'>", "<source file='"+img+"'/>")
 	mustContain(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+overlay+"'/>")
+	// The statistics follow the disk to its new top image.
+	stats := MustVirsh(t, uri, "domstats", "--block", "se")
+	mustContain(t, "domstats --block", stats, "block.0.path="+overlay, "block.0.backingIndex=2")
+	if r := Virsh(t, uri, "domblkstat", "se", "vda"); r.Err != nil || !strings.Contains(r.Stdout, "wr_req") {
+		t.Errorf("domblkstat after the snapshot: %s", r)
+	}
 	info := run(t, time.Minute, "qemu-img", "info", "-U", overlay)
 	mustContain(t, "qemu-img info", info.Stdout, "backing file: "+img)
 	// The guest keeps writing its disk (now the overlay) and reads back
