@@ -23,6 +23,7 @@ type Domain int32
 const (
 	FromNone     Domain = 0
 	FromRPC      Domain = 7
+	FromXML      Domain = 5 // virxml.c: the XML helpers' checks (root element, enum attributes)
 	FromConf     Domain = 9
 	FromQEMU     Domain = 10
 	FromRemote   Domain = 13
@@ -143,6 +144,8 @@ var templates = map[Code]template{
 	libvirt.ErrOperationUnsupported: {"Operation not supported", "Operation not supported: %s"},
 	libvirt.ErrMultipleDomains:      {"multiple matching domains found", "multiple matching domains found: %s"},
 	libvirt.ErrNoDomainMetadata:     {"metadata not found", "metadata not found: %s"},
+	libvirt.ErrSnapshotRevertRisky:  {"revert requires force", "revert requires force: %s"},
+	libvirt.ErrAgentUnresponsive:    {"Guest agent is not responding", "Guest agent is not responding: %s"},
 }
 
 // NoSupport is libvirt's answer to a procedure the driver does not implement.

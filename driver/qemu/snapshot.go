@@ -261,7 +261,7 @@ func (d *Driver) SnapshotDelete(ctx context.Context, ref libvirt.DomainSnapshot,
 // they can be deleted in turn.
 func (d *Driver) rebaseChildren(domName string, def *libvirtxml.DomainSnapshot) error {
 	gone := map[string]libvirtxml.DomainDisk{} // overlay path -> the disk as the snapshot kept it
-	for _, sd := range def.Disks.Disks {
+	for _, sd := range snapDisks(def) {
 		if sd.Snapshot != snapshot.LocationExternal || sd.Source == nil || sd.Source.File == nil {
 			continue
 		}
@@ -313,7 +313,7 @@ func (d *Driver) checkDelete(dom *domain, domName, name string, flags uint32) er
 	// An internal snapshot lives in the images it was taken in: delvm
 	// would miss it if the disk is on another image now.
 	if !external && live != nil && def.Domain != nil {
-		for _, sd := range def.Disks.Disks {
+		for _, sd := range snapDisks(def) {
 			if sd.Snapshot != snapshot.LocationInternal {
 				continue
 			}

@@ -178,6 +178,9 @@ func (d *Driver) redefineSnapshot(domName string, def *libvirtxml.DomainSnapshot
 			def.Disks = old.Disks
 		}
 	}
+	if def.Domain == nil {
+		return "", compat.Errorf(libvirt.ErrInternalError, compat.FromDomainSnapshot, "missing domain in snapshot")
+	}
 	if p := snapshot.ParentName(def); p != "" {
 		if p == def.Name {
 			return "", compat.Errorf(libvirt.ErrInvalidArg, compat.FromDomain, "cannot set moment %s as its own parent", def.Name)
@@ -232,7 +235,7 @@ func alignDisks(def *libvirtxml.DomainSnapshot, dom *libvirtxml.Domain, location
 	}
 	given := map[int]libvirtxml.DomainSnapshotDisk{}
 	if def.Disks != nil {
-		for _, sd := range def.Disks.Disks {
+		for _, sd := range snapDisks(def) {
 			idx := -1
 			for i := range disks {
 				if disks[i].Target != nil && disks[i].Target.Dev == sd.Name || diskPath(&disks[i]) != "" && diskPath(&disks[i]) == sd.Name {
@@ -246,7 +249,7 @@ func alignDisks(def *libvirtxml.DomainSnapshot, dom *libvirtxml.Domain, location
 			if _, dup := given[idx]; dup {
 				return snapErr(libvirt.ErrConfigUnsupported, "disk '%s' specified twice", sd.Name)
 			}
-			sd.Name = disks[idx].Target.Dev
+			sd.Name = diskTarget(&disks[idx])
 			if sd.Snapshot == "" {
 				sd.Snapshot = location
 				if disks[idx].Snapshot != "" {
@@ -263,7 +266,7 @@ func alignDisks(def *libvirtxml.DomainSnapshot, dom *libvirtxml.Domain, location
 	for i := range disks {
 		sd, ok := given[i]
 		if !ok {
-			sd = libvirtxml.DomainSnapshotDisk{Name: disks[i].Target.Dev, Snapshot: location}
+			sd = libvirtxml.DomainSnapshotDisk{Name: diskTarget(&disks[i]), Snapshot: location}
 			switch {
 			case diskPath(&disks[i]) == "" || disks[i].ReadOnly != nil || disks[i].Device == "cdrom":
 				sd.Snapshot = snapshot.LocationNo
@@ -300,8 +303,14 @@ func alignDisks(def *libvirtxml.DomainSnapshot, dom *libvirtxml.Domain, location
 		sd.Source = &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: path}}
 	}
 	for i := range out {
-		if out[i].Snapshot == snapshot.LocationExternal && out[i].Driver == nil {
-			out[i].Driver = &libvirtxml.DomainDiskDriver{Type: "qcow2"}
+		if out[i].Snapshot != snapshot.LocationExternal {
+			continue
+		}
+		if out[i].Driver == nil {
+			out[i].Driver = &libvirtxml.DomainDiskDriver{}
+		}
+		if out[i].Driver.Type == "" {
+			out[i].Driver.Type = "qcow2"
 		}
 	}
 	return nil
@@ -318,7 +327,7 @@ func diskFormat(disk *libvirtxml.DomainDisk) string {
 // snapshot is external.
 func prepareSnapshot(def *libvirtxml.DomainSnapshot, dom *libvirtxml.Domain, active, reuse bool) (bool, error) {
 	foundInternal, forbidInternal, external := false, false, 0
-	for i, sd := range def.Disks.Disks {
+	for i, sd := range snapDisks(def) {
 		disk := &dom.Devices.Disks[i]
 		switch sd.Snapshot {
 		case snapshot.LocationInternal:
@@ -383,4 +392,20 @@ func agentAvailable(dom *libvirtxml.Domain) error {
 		}
 	}
 	return compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU, "QEMU guest agent is not configured")
+}
+
+// snapDisks are a snapshot's disks (none for a redefinition without).
+func snapDisks(def *libvirtxml.DomainSnapshot) []libvirtxml.DomainSnapshotDisk {
+	if def.Disks == nil {
+		return nil
+	}
+	return def.Disks.Disks
+}
+
+// diskTarget is a disk's target device name ("" without a target).
+func diskTarget(disk *libvirtxml.DomainDisk) string {
+	if disk.Target == nil {
+		return ""
+	}
+	return disk.Target.Dev
 }

@@ -56,7 +56,7 @@ type externalDeletePlan struct {
 // planExternalDelete is qemuSnapshotDeleteExternalPrepare's checks.
 func (d *Driver) planExternalDelete(dom *libvirtxml.Domain, domName string, def *libvirtxml.DomainSnapshot, active bool) ([]externalDeletePlan, error) {
 	var plans []externalDeletePlan
-	for _, sd := range def.Disks.Disks {
+	for _, sd := range snapDisks(def) {
 		if sd.Snapshot != snapshot.LocationExternal {
 			continue
 		}
@@ -82,6 +82,9 @@ func (d *Driver) planExternalDelete(dom *libvirtxml.Domain, domName string, def 
 			for _, im := range below {
 				chain = append(chain, chainImage{path: im.Path, format: im.Format})
 			}
+		}
+		if sd.Source == nil || sd.Source.File == nil {
+			return nil, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "VM disk source and snapshot disk source are not the same")
 		}
 		level := -1
 		for k, im := range chain {
@@ -147,7 +150,7 @@ func (d *Driver) deleteExternal(ctx context.Context, dom *domain, domName string
 	for _, p := range plans {
 		top, base := p.chain[p.level], p.chain[p.level+1]
 		if err := runQemuImg(ctx, "commit", "-f", top.format, top.path); err != nil {
-			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "block commit failed while deleting disk '%s' snapshot: '%v'", changed.Devices.Disks[p.disk].Target.Dev, err)
+			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "block commit failed while deleting disk '%s' snapshot: '%v'", diskTarget(&changed.Devices.Disks[p.disk]), err)
 		}
 		if p.level == 0 {
 			disk := &changed.Devices.Disks[p.disk]
@@ -181,22 +184,22 @@ func (d *Driver) commitLive(ctx context.Context, dom *domain, p externalDeletePl
 	topStorage, topFormat := qemucmd.BlockNodeNames(top.index)
 	_, baseFormat := qemucmd.BlockNodeNames(base.index)
 	_, rootFormat := qemucmd.BlockNodeNames(p.chain[0].index)
-	id := "commit-" + disk.Target.Dev + "-" + topFormat
+	id := "commit-" + diskTarget(disk) + "-" + topFormat
 	args := map[string]any{"job-id": id, "device": rootFormat, "top-node": topFormat, "base-node": baseFormat, "auto-dismiss": false}
 	if err := mon.Run(ctx, "block-commit", args, nil); err != nil {
-		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "block commit failed while deleting disk '%s' snapshot: '%v'", disk.Target.Dev, err)
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "block commit failed while deleting disk '%s' snapshot: '%v'", diskTarget(disk), err)
 	}
 	if p.level == 0 {
 		// An active commit mirrors the guest's writes until it pivots.
 		if err := waitJob(ctx, dom, id, "ready"); err != nil {
-			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "block commit failed while deleting disk '%s' snapshot: '%v'", disk.Target.Dev, err)
+			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "block commit failed while deleting disk '%s' snapshot: '%v'", diskTarget(disk), err)
 		}
 		if err := mon.Run(ctx, "job-complete", map[string]string{"id": id}, nil); err != nil {
-			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "finishing block job failed while deleting disk '%s' snapshot: '%v'", disk.Target.Dev, err)
+			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "finishing block job failed while deleting disk '%s' snapshot: '%v'", diskTarget(disk), err)
 		}
 	}
 	if err := waitJob(ctx, dom, id, "concluded"); err != nil {
-		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "block commit failed while deleting disk '%s' snapshot: '%v'", disk.Target.Dev, err)
+		return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "block commit failed while deleting disk '%s' snapshot: '%v'", diskTarget(disk), err)
 	}
 	// The merged image is out of QEMU's graph now.
 	if err := mon.BlockdevDel(ctx, topFormat); err != nil {
@@ -219,7 +222,7 @@ func (d *Driver) commitLive(ctx context.Context, dom *domain, p externalDeletePl
 		}
 		for k := range disksOf(newConfig) {
 			pd := &newConfig.Devices.Disks[k]
-			if pd.Target != nil && pd.Target.Dev == disk.Target.Dev && diskPath(pd) == top.path {
+			if pd.Target != nil && pd.Target.Dev == diskTarget(disk) && diskPath(pd) == top.path {
 				setDiskImage(pd, base.path)
 				pd.Driver.Type = base.format
 				if err := d.saveConfig(dom, config, newConfig); err != nil {

@@ -66,7 +66,7 @@ func (d *Driver) snapshotLiveExternal(ctx context.Context, dom *domain, def *lib
 			}
 		}
 	}()
-	for i, sd := range def.Disks.Disks {
+	for i, sd := range snapDisks(def) {
 		if sd.Snapshot != snapshot.LocationExternal {
 			continue
 		}
@@ -134,7 +134,7 @@ func (d *Driver) snapshotLiveExternal(ctx context.Context, dom *domain, def *lib
 		}
 		changed := false
 		for _, o := range ovs {
-			target := live.Devices.Disks[o.disk].Target.Dev
+			target := diskTarget(&live.Devices.Disks[o.disk])
 			for k := range disksOf(newConfig) {
 				pd := &newConfig.Devices.Disks[k]
 				// Only a persistent disk with the same image changes.

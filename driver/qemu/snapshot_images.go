@@ -46,7 +46,7 @@ func qcow2Snapshots(ctx context.Context, dom *libvirtxml.Domain, def *libvirtxml
 			if op == "-c" {
 				rollbackQcow2(dom, def, i)
 			}
-			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "Disk device '%s' does not support snapshotting", disk.Target.Dev)
+			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "Disk device '%s' does not support snapshotting", diskTarget(&disk))
 		}
 		if err := runQemuImg(ctx, "snapshot", op, def.Name, diskPath(&disk)); err != nil {
 			if op == "-c" {
@@ -78,7 +78,7 @@ func disksOf(dom *libvirtxml.Domain) []libvirtxml.DomainDisk {
 // with an image.
 func internalDisk(def *libvirtxml.DomainSnapshot, disk *libvirtxml.DomainDisk) bool {
 	if def.Disks != nil && disk.Target != nil {
-		for _, sd := range def.Disks.Disks {
+		for _, sd := range snapDisks(def) {
 			if sd.Name == disk.Target.Dev {
 				return sd.Snapshot == snapshot.LocationInternal
 			}
@@ -212,7 +212,7 @@ func (d *Driver) discardInternal(ctx context.Context, dom *domain, name string) 
 			continue
 		}
 		if err := runQemuImg(ctx, "snapshot", "-d", name, diskPath(&disk)); err != nil {
-			d.log.Warn("skipping snapshot removal on a disk", "domain", dom.name, "disk", disk.Target.Dev, "err", err)
+			d.log.Warn("skipping snapshot removal on a disk", "domain", dom.name, "disk", diskTarget(&disk), "err", err)
 		}
 	}
 	return nil
@@ -236,7 +236,7 @@ func (d *Driver) snapshotOfflineExternal(dom *domain, def *libvirtxml.DomainSnap
 		}
 		return err
 	}
-	for i, sd := range def.Disks.Disks {
+	for i, sd := range snapDisks(def) {
 		if sd.Snapshot != snapshot.LocationExternal {
 			continue
 		}

@@ -436,6 +436,16 @@ try:
     s1.getParent()
 except libvirt.libvirtError as e:
     print("err", e.get_error_code(), e.get_error_domain(), e.get_error_message())
+try:
+    d.snapshotCreateXML("<domainsnapshot><name>r1</name><state>shutoff</state><creationTime>5</creationTime></domainsnapshot>", libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)
+except libvirt.libvirtError as e:
+    print("err", e.get_error_code(), e.get_error_domain(), e.get_error_message())
+for x in ["<bogus/>", "<domainsnapshot><memory snapshot='what'/></domainsnapshot>", "<domainsnapshot><disks><disk name='vdz'/></disks></domainsnapshot>"]:
+    try:
+        d.snapshotCreateXML(x)
+    except libvirt.libvirtError as e:
+        print("err", e.get_error_code(), e.get_error_domain(), e.get_error_message())
+print("left", d.snapshotNum())
 `
 
 // TestSnapshotAPI: the count, list and tree calls through the libvirt
@@ -462,6 +472,11 @@ func TestSnapshotAPI(t *testing.T) {
 		"leaves s2",
 		"nometa 0",
 		"err 72 10 Domain snapshot not found: snapshot 's1' does not have a parent",
+		"err 1 35 internal error: missing domain in snapshot",
+		"err 27 5 XML error: expecting root element of 'domainsnapshot', not 'bogus'",
+		"err 27 5 XML error: Invalid value for attribute 'snapshot' in element 'memory': 'what'.",
+		"err 67 35 unsupported configuration: no disk named 'vdz'",
+		"left 2",
 	}
 	if got := lines(r.Stdout); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("python3-libvirt printed:\n%s\nwant:\n%s", r.Stdout, strings.Join(want, "\n"))

@@ -192,7 +192,7 @@ func TestParse(t *testing.T) {
 	}{
 		{"<domain/>", ParseOptions{}, libvirt.ErrXMLError, "expecting root element of 'domainsnapshot', not 'domain'"},
 		{"<domainsnapshot>", ParseOptions{}, libvirt.ErrXMLDetail, "(domain_snapshot)"},
-		{"<domainsnapshot><memory snapshot='bogus'/></domainsnapshot>", ParseOptions{}, libvirt.ErrXMLError, "unknown memory snapshot setting 'bogus'"},
+		{"<domainsnapshot><memory snapshot='bogus'/></domainsnapshot>", ParseOptions{}, libvirt.ErrXMLError, "Invalid value for attribute 'snapshot' in element 'memory': 'bogus'."},
 		{"<domainsnapshot><memory snapshot='external'/></domainsnapshot>", ParseOptions{}, libvirt.ErrXMLError, "external memory snapshots require a filename"},
 		{"<domainsnapshot><memory snapshot='internal'/></domainsnapshot>", ParseOptions{Offline: true}, libvirt.ErrXMLError, "memory state cannot be saved with offline or disk-only snapshot"},
 		{"<domainsnapshot><disks><disk snapshot='internal'/></disks></domainsnapshot>", ParseOptions{}, libvirt.ErrXMLError, "missing name from disk snapshot element"},

@@ -128,7 +128,7 @@ func parseMemory(def *libvirtxml.DomainSnapshot, redefine, offline bool) error {
 		return xmlErr("memory snapshot file path (%s) must be absolute", m.File)
 	case m != nil && m.Snapshot != "":
 		if !validLocations[m.Snapshot] {
-			return xmlErr("unknown memory snapshot setting '%s'", m.Snapshot)
+			return compat.Errorf(libvirt.ErrXMLError, compat.FromXML, "Invalid value for attribute 'snapshot' in element 'memory': '%s'.", m.Snapshot)
 		}
 		if m.File != "" && m.Snapshot != LocationExternal {
 			return xmlErr("memory filename '%s' requires external snapshot", m.File)
@@ -158,7 +158,7 @@ func parseDisk(d *libvirtxml.DomainSnapshotDisk) error {
 		return xmlErr("missing name from disk snapshot element")
 	}
 	if d.Snapshot != "" && !validLocations[d.Snapshot] {
-		return xmlErr("unknown disk snapshot setting '%s'", d.Snapshot)
+		return compat.Errorf(libvirt.ErrXMLError, compat.FromXML, "Invalid value for attribute 'snapshot' in element 'disk': '%s'.", d.Snapshot)
 	}
 	// libvirtxml always makes a source; one naming nothing is none.
 	if s := d.Source; s != nil && (s.File == nil || s.File.File == "") && s.Block == nil && s.Network == nil && s.Dir == nil && s.Volume == nil {
@@ -205,7 +205,7 @@ func wellFormed(doc string) error {
 		}
 		if se, ok := tok.(xml.StartElement); ok {
 			if se.Name.Local != "domainsnapshot" {
-				return xmlErr("expecting root element of 'domainsnapshot', not '%s'", se.Name.Local)
+				return compat.Errorf(libvirt.ErrXMLError, compat.FromXML, "expecting root element of 'domainsnapshot', not '%s'", se.Name.Local)
 			}
 			break
 		}
