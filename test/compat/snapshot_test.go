@@ -172,20 +172,25 @@ func TestSnapshotInternalRunning(t *testing.T) {
 		t.Errorf("snapshot-list on the read-only socket: %q", names)
 	}
 
+	// --halt stops the guest once its snapshot is taken.
+	MustVirsh(t, uri, "snapshot-create-as", "si", "s9", "--halt")
+	if st := domstate(t, h, "si"); st != "shut off (from snapshot)" {
+		t.Errorf("after snapshot-create-as --halt: %s", st)
+	}
+
 	// The metadata survives a daemon restart.
-	MustVirsh(t, uri, "destroy", "si")
 	h.Restart()
-	if names := MustVirsh(t, uri, "snapshot-list", "si", "--name"); strings.TrimSpace(names) != "s1" {
+	if names := strings.Join(lines(MustVirsh(t, uri, "snapshot-list", "si", "--name")), " "); names != "s1 s9" {
 		t.Errorf("after a restart: %q", names)
 	}
-	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "si")); cur != "s1" {
+	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "si")); cur != "s9" {
 		t.Errorf("snapshot-current after a restart = %q", cur)
 	}
 	mustContain(t, "list --with-snapshot", MustVirsh(t, uri, "list", "--all", "--with-snapshot", "--name"), "si")
 
 	// Undefine: refused while the snapshots exist, unless their metadata
 	// goes too.
-	virshFails(t, uri, "cannot delete inactive domain with 1 snapshots", "undefine", "si")
+	virshFails(t, uri, "cannot delete inactive domain with 2 snapshots", "undefine", "si")
 	MustVirsh(t, uri, "undefine", "si", "--snapshots-metadata")
 	if _, err := os.Stat(filepath.Join(h.Dir, "state", "qemu", "snapshot", "si")); !os.IsNotExist(err) {
 		t.Errorf("the snapshot metadata is still there after undefine: %v", err)
