@@ -128,6 +128,9 @@ var templates = map[Code]template{
 	libvirt.ErrNoNetwork:            {"Network not found", "Network not found: %s"},
 	libvirt.ErrAuthFailed:           {"authentication failed", "authentication failed: %s"},
 	libvirt.ErrNoStoragePool:        {"Storage pool not found", "Storage pool not found: %s"},
+	libvirt.ErrNoStorageVol:         {"Storage volume not found", "Storage volume not found: %s"},
+	libvirt.ErrStorageVolExist:      {"this storage volume exists already", "storage volume %s exists already"},
+	libvirt.ErrOverflow:             {"numerical overflow", "numerical overflow: %s"},
 	libvirt.ErrNoNodeDevice:         {"Node device not found", "Node device not found: %s"},
 	libvirt.ErrOperationInvalid:     {"Requested operation is not valid", "Requested operation is not valid: %s"},
 	libvirt.ErrNoInterface:          {"Interface not found", "Interface not found: %s"},
@@ -146,6 +149,7 @@ var templates = map[Code]template{
 	libvirt.ErrNoDomainMetadata:     {"metadata not found", "metadata not found: %s"},
 	libvirt.ErrSnapshotRevertRisky:  {"revert requires force", "revert requires force: %s"},
 	libvirt.ErrAgentUnresponsive:    {"Guest agent is not responding", "Guest agent is not responding: %s"},
+	libvirt.ErrDeviceMissing:        {"device not found", "device not found: %s"},
 }
 
 // NoSupport is libvirt's answer to a procedure the driver does not implement.

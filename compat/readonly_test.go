@@ -104,3 +104,17 @@ func TestReadOnlySnapshotProcedures(t *testing.T) {
 		}
 	}
 }
+
+// Device hotplug, memory and vCPU changes are refused on the read-only
+// socket (virCheckReadOnlyGoto in each of their entry points).
+func TestReadOnlyDeviceProcedures(t *testing.T) {
+	for _, proc := range []string{
+		"DOMAIN_ATTACH_DEVICE", "DOMAIN_ATTACH_DEVICE_FLAGS", "DOMAIN_DETACH_DEVICE", "DOMAIN_DETACH_DEVICE_FLAGS",
+		"DOMAIN_UPDATE_DEVICE_FLAGS", "DOMAIN_SET_MEMORY", "DOMAIN_SET_MEMORY_FLAGS", "DOMAIN_SET_MAX_MEMORY",
+		"DOMAIN_SET_VCPUS", "DOMAIN_SET_VCPUS_FLAGS",
+	} {
+		if ReadOnlyAllowed(proc) {
+			t.Errorf("ReadOnlyAllowed(%s) = true, want false", proc)
+		}
+	}
+}

@@ -218,3 +218,24 @@ func ConnID(ctx context.Context) uint64 {
 	id, _ := ctx.Value(connIDKey{}).(uint64)
 	return id
 }
+
+// DomainConsoles opens a running domain's consoles (virsh console). A
+// driver that has them implements it; the server serves
+// DOMAIN_OPEN_CONSOLE only then.
+type DomainConsoles interface {
+	// OpenConsole connects to the character device devName (its alias;
+	// "" is the first console, or the first serial port), a pty. flags are
+	// virDomainConsoleFlags: with DomainConsoleForce, a session already
+	// open on the device is closed; otherwise it makes this open fail.
+	// The returned stream ends (io.EOF) when the device goes away or
+	// another session takes it over.
+	OpenConsole(ctx context.Context, dom libvirt.Domain, devName string, flags libvirt.DomainConsoleFlags) (io.ReadWriteCloser, error)
+}
+
+// DomainScreenshots takes pictures of a running domain's screens (virsh
+// screenshot); the server serves DOMAIN_SCREENSHOT only for a driver that
+// implements it.
+type DomainScreenshots interface {
+	// Screenshot returns the picture of the screen and its MIME type.
+	Screenshot(ctx context.Context, dom libvirt.Domain, screen uint32, flags uint32) (io.ReadCloser, string, error)
+}

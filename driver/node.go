@@ -43,10 +43,12 @@ type MetadataArgs struct {
 }
 
 // DomainEdits changes a domain's definition in place: its title,
-// description and application metadata, and its name.
+// description and application metadata, its name, and (DomainDevices)
+// its devices, memory and vCPUs.
 type DomainEdits interface {
 	SetMetadata(ctx context.Context, dom libvirt.Domain, a MetadataArgs) error
 	GetMetadata(ctx context.Context, dom libvirt.Domain, typ int32, uri *string, flags uint32) (string, error)
 	// Rename renames an inactive persistent domain, keeping its UUID.
 	Rename(ctx context.Context, dom libvirt.Domain, newName *string, flags uint32) error
+	DomainDevices
 }

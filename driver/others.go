@@ -6,10 +6,6 @@ import (
 	libvirt "github.com/digitalocean/go-libvirt"
 )
 
-// Storage is the storage driver (pools and volumes), as libvirt's
-// src/storage: implemented by driver/storage.
-type Storage interface{}
-
 // Secrets is the secret driver, as libvirt's src/secret: implemented by
 // driver/secret. Secrets are named by go-libvirt's Secret (UUID, usage
 // type and usage id), as on the wire; the driver finds them by UUID.

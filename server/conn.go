@@ -65,10 +65,12 @@ type Conn struct {
 	streamsClosed bool        // the connection is closing: no new streams
 
 	events       eventRegistry
-	secretEvents secretEventRegistry
+	secretEvents objectEventRegistry
 	// netEvents are its network event callbacks (handlers_network_events.go).
-	netEvents netEventRegistry
-	eventQ    chan queuedEvent
+	netEvents objectEventRegistry
+	// poolEvents are its storage pool event callbacks.
+	poolEvents objectEventRegistry
+	eventQ     chan queuedEvent
 
 	closeOnce sync.Once
 }

@@ -5,6 +5,7 @@ import (
 
 	libvirt "github.com/digitalocean/go-libvirt"
 
+	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/rpc"
 	"github.com/govirtd/govirtd/xdr"
 )
@@ -15,7 +16,9 @@ import (
 // never panics.
 func FuzzDecodeCallArgs(f *testing.F) {
 	tbl := NewTable()
-	registerHandlers(tbl, &Server{})
+	// With a storage driver, so that its procedures are decoded too (only
+	// decoding runs here, never a driver method).
+	registerHandlers(tbl, &Server{storage: struct{ driver.Storage }{}})
 	procs := tbl.Implemented()
 	seed := func(p rpc.Procedure, v any) {
 		b, err := xdr.Marshal(v)
@@ -35,5 +38,20 @@ func FuzzDecodeCallArgs(f *testing.F) {
 			t.Fatal("implemented procedure without a handler")
 		}
 		h.decode(body)
+	})
+}
+
+// FuzzStreamHole decodes arbitrary STREAM_HOLE bodies: a hole is a
+// non-negative length, anything else is refused; never a panic.
+func FuzzStreamHole(f *testing.F) {
+	good, _ := xdr.Marshal(&streamHole{Length: 1 << 20})
+	f.Add(good)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, err := decodeStreamHole(body)
+		if err == nil && n < 0 {
+			t.Fatalf("negative hole %d accepted", n)
+		}
 	})
 }

@@ -77,12 +77,15 @@ func registerHandlers(t *Table, s *Server) {
 	registerDomainListHandlers(t, s)
 	registerDomainHandlers(t, s)
 	registerEmptyDriverHandlers(t, s)
+	registerConsoleHandlers(t, s)
+	registerScreenshotHandlers(t, s)
 	if s.secrets != nil {
 		registerSecretHandlers(t, s)
 	}
 	registerMigrationHandlers(t, s)
 	registerSaveHandlers(t, s)
 	registerSnapshotHandlers(t, s)
+	registerDeviceHandlers(t, s)
 	registerNodeHandlers(t, s)
 	registerStatsHandlers(t, s)
 }

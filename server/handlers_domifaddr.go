@@ -17,6 +17,11 @@ func registerDomainLeaseHandlers(t *Table, drv driver.Driver, nets driver.Networ
 		if a.Flags != 0 {
 			return nil, compat.Errorf(libvirt.ErrInvalidArg, compat.FromDomain, "unsupported flags (0x%x) in function qemuDomainInterfaceAddresses", a.Flags)
 		}
+		// virDomainInterfaceAddresses refuses only the agent source on a
+		// read-only connection: leases and the ARP table are host data.
+		if libvirt.DomainInterfaceAddressesSource(a.Source) == libvirt.DomainInterfaceAddressesSrcAgent && c.Conn.ReadOnly() {
+			return nil, compat.ReadOnly("read only access prevents virDomainInterfaceAddresses")
+		}
 		if libvirt.DomainInterfaceAddressesSource(a.Source) != libvirt.DomainInterfaceAddressesSrcLease {
 			return nil, compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromDomain, "address source %d is not supported by govirtd (only 'lease')", a.Source)
 		}

@@ -23,6 +23,8 @@ func registerEmptyDriverHandlers(t *Table, s *Server) {
 	}
 	if s.storage == nil {
 		registerEmptyStorageHandlers(t)
+	} else {
+		registerStorageHandlers(t, s.storage)
 	}
 	if s.secrets == nil {
 		registerEmptySecretHandlers(t)

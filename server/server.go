@@ -77,6 +77,9 @@ func New(cfg *config.Config, drv driver.Driver, log *slog.Logger, opts ...Option
 	if s.networks != nil {
 		s.networks.SetNetworkEventSink(s.deliverNetworkEvent)
 	}
+	if s.storage != nil {
+		s.storage.SetStoragePoolEventSink(s.deliverStoragePoolEvent)
+	}
 	return s
 }
 

@@ -48,14 +48,31 @@ type Stream struct {
 	c   *Conn
 	key streamKey
 
+	// sparse: the client may send holes (STREAM_HOLE), as libvirt allows
+	// only for streams opened with a sparse flag.
+	sparse bool
+	// outgoing: the server sends data on this stream (see stream_send.go).
+	outgoing bool
+	// duplex: an outgoing stream that also carries the client's data (a
+	// console).
+	duplex bool
+
 	mu      sync.Mutex
-	queue   [][]byte // received, not yet read
-	cur     []byte   // the part of the first chunk not yet read
-	queued  int      // bytes in queue and cur
-	eof     bool     // the client sent STREAM OK
-	err     error    // the client aborted, or the connection closed
-	done    bool     // Close was called or the stream was discarded
-	replied bool     // the opening call's reply went out
+	queue   []chunk // received, not yet read
+	cur     chunk   // the part of the first chunk not yet read
+	queued  int     // bytes in queue and cur
+	eof     bool    // the client sent STREAM OK
+	err     error   // the client aborted, or the connection closed
+	done    bool    // Close was called or the stream was discarded
+	replied bool    // the opening call's reply went out
+	// repliedCh is closed when the reply went out: an outgoing stream's
+	// data must follow it.
+	repliedCh chan struct{}
+	// sendMu orders an outgoing stream's messages with its end: endSent
+	// is set, under it, once the last message went out.
+	sendMu      sync.Mutex
+	endSent     bool
+	repliedOnce sync.Once
 	// pendingEnd is the end-of-stream message waiting for the reply to be
 	// sent: the client must see the call's reply before the stream's end.
 	pendingEnd *streamEnd
@@ -63,6 +80,18 @@ type Stream struct {
 	readable chan struct{} // cap 1: data, end or error arrived
 	writable chan struct{} // cap 1: the reader made room
 }
+
+// chunk is one piece of a stream: data, or a hole of hole bytes.
+type chunk struct {
+	data []byte
+	hole int64
+}
+
+func (ch chunk) empty() bool { return len(ch.data) == 0 && ch.hole == 0 }
+
+// holeCost is what a queued hole counts against streamBufferBytes, so that
+// a client sending only holes is throttled too.
+const holeCost = 64
 
 type streamEnd struct {
 	status rpc.Status
@@ -74,12 +103,24 @@ type streamEnd struct {
 // before the handler returns, so no data sent after the reply can be lost.
 // If the handler then fails, the stream is discarded with the error reply.
 func (call *Call) OpenStream() (*Stream, error) {
+	return call.openStream(false, false, false)
+}
+
+// OpenSparseStream is OpenStream for a stream whose client may send holes
+// (vol-upload --sparse): ReadSegment reports them, Read reads them as
+// zeros.
+func (call *Call) OpenSparseStream() (*Stream, error) {
+	return call.openStream(true, false, false)
+}
+
+func (call *Call) openStream(sparse, outgoing, duplex bool) (*Stream, error) {
 	if call.stream != nil {
 		return nil, errors.New("server: call opened a second stream")
 	}
 	c := call.Conn
 	key := streamKey{call.Header.Procedure, call.Header.Serial}
-	s := &Stream{c: c, key: key, readable: make(chan struct{}, 1), writable: make(chan struct{}, 1)}
+	s := &Stream{c: c, key: key, sparse: sparse, outgoing: outgoing, duplex: duplex,
+		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1), repliedCh: make(chan struct{})}
 	c.streamsMu.Lock()
 	defer c.streamsMu.Unlock()
 	if c.streamsClosed {
@@ -126,13 +167,23 @@ func (c *Conn) handleStream(p *rpc.Packet) {
 		return
 	}
 	if p.Type == rpc.StreamHole {
-		s.abortLocal(compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unexpected stream hole"))
+		if !s.sparse || s.outgoing {
+			s.abortLocal(compat.Errorf(libvirt.ErrRPC, compat.FromRPC, "Unexpected stream hole"))
+		} else if n, err := decodeStreamHole(p.Body); err != nil {
+			s.abortLocal(err)
+		} else if n > 0 {
+			s.push(chunk{hole: n})
+		}
+		return
+	}
+	if s.outgoing && p.Status != rpc.Error {
+		s.handleOutgoingFromClient(p)
 		return
 	}
 	switch p.Status {
 	case rpc.Continue:
 		if len(p.Body) > 0 {
-			s.push(p.Body)
+			s.push(chunk{data: p.Body})
 		}
 	case rpc.OK:
 		s.mu.Lock()
@@ -154,7 +205,11 @@ func (s *Stream) signal(ch chan struct{}) {
 }
 
 // push queues data, waiting while the buffer is full.
-func (s *Stream) push(b []byte) {
+func (s *Stream) push(b chunk) {
+	size := len(b.data)
+	if b.hole > 0 {
+		size = holeCost
+	}
 	for {
 		s.mu.Lock()
 		switch {
@@ -162,9 +217,9 @@ func (s *Stream) push(b []byte) {
 			// Nobody will read it (data after the end is a client bug).
 			s.mu.Unlock()
 			return
-		case s.queued == 0 || s.queued+len(b) <= streamBufferBytes:
+		case s.queued == 0 || s.queued+size <= streamBufferBytes:
 			s.queue = append(s.queue, b)
-			s.queued += len(b)
+			s.queued += size
 			s.mu.Unlock()
 			s.signal(s.readable)
 			return
@@ -178,39 +233,69 @@ func (s *Stream) push(b []byte) {
 	}
 }
 
-// Read implements io.Reader.
+// Read implements io.Reader. A hole reads as zeros.
 func (s *Stream) Read(p []byte) (int, error) {
+	n, hole, err := s.readSegment(p, true)
+	if hole > 0 {
+		clear(p[:hole])
+		return int(hole), err
+	}
+	return n, err
+}
+
+// ReadSegment reads the next part of a sparse stream: data into buf
+// (n > 0) or a hole of hole bytes. It returns io.EOF at the end.
+func (s *Stream) ReadSegment(buf []byte) (n int, hole int64, err error) {
+	return s.readSegment(buf, false)
+}
+
+// readSegment takes the next data or hole; with holeMax, a hole is taken
+// at most len(p) bytes at a time.
+func (s *Stream) readSegment(p []byte, holeMax bool) (int, int64, error) {
 	for {
 		s.mu.Lock()
 		if s.err != nil {
 			// An abort drops whatever was still queued.
 			err := s.err
 			s.mu.Unlock()
-			return 0, err
+			return 0, 0, err
 		}
 		if s.done {
 			s.mu.Unlock()
-			return 0, errors.New("server: read from a closed stream")
+			return 0, 0, errors.New("server: read from a closed stream")
 		}
-		if len(s.cur) == 0 && len(s.queue) > 0 {
-			s.cur, s.queue[0] = s.queue[0], nil
+		if s.cur.empty() && len(s.queue) > 0 {
+			s.cur, s.queue[0] = s.queue[0], chunk{}
 			s.queue = s.queue[1:]
 		}
-		if len(s.cur) > 0 && len(p) > 0 {
-			n := copy(p, s.cur)
-			s.cur = s.cur[n:]
+		if s.cur.hole > 0 && len(p) > 0 {
+			h := s.cur.hole
+			if holeMax && h > int64(len(p)) {
+				h = int64(len(p))
+			}
+			s.cur.hole -= h
+			if s.cur.hole == 0 {
+				s.queued -= holeCost
+			}
+			s.mu.Unlock()
+			s.signal(s.writable)
+			return 0, h, nil
+		}
+		if len(s.cur.data) > 0 && len(p) > 0 {
+			n := copy(p, s.cur.data)
+			s.cur.data = s.cur.data[n:]
 			s.queued -= n
 			s.mu.Unlock()
 			s.signal(s.writable)
-			return n, nil
+			return n, 0, nil
 		}
 		if s.eof {
 			s.mu.Unlock()
-			return 0, io.EOF
+			return 0, 0, io.EOF
 		}
 		s.mu.Unlock()
 		if len(p) == 0 {
-			return 0, nil
+			return 0, 0, nil
 		}
 		<-s.readable
 	}
@@ -252,7 +337,7 @@ func (s *Stream) finish(err error) {
 	}
 	s.done = true
 	aborted := s.err != nil
-	s.queue, s.cur, s.queued = nil, nil, 0
+	s.queue, s.cur, s.queued = nil, chunk{}, 0
 	s.mu.Unlock()
 	s.signal(s.writable)
 	s.signal(s.readable)
@@ -282,14 +367,19 @@ func (s *Stream) sendEnd(end *streamEnd) {
 		return
 	}
 	s.mu.Unlock()
+	// After the end, an outgoing stream's sender sends nothing more.
+	s.sendMu.Lock()
+	s.endSent = true
 	s.c.send(rpc.Header{Program: rpc.ProgramRemote, Version: rpc.ProtocolVersion, Procedure: s.key.proc,
 		Type: rpc.Stream, Serial: s.key.serial, Status: end.status}, end.body)
+	s.sendMu.Unlock()
 }
 
 // replySent is called once the opening call's reply went out.
 func (s *Stream) replySent() {
 	s.mu.Lock()
 	s.replied = true
+	s.repliedOnce.Do(func() { close(s.repliedCh) })
 	end := s.pendingEnd
 	s.pendingEnd = nil
 	s.mu.Unlock()
@@ -305,6 +395,8 @@ func (s *Stream) discard() {
 	s.mu.Lock()
 	s.done = true
 	s.mu.Unlock()
+	// A sender waiting for the reply learns that none will come.
+	s.repliedOnce.Do(func() { close(s.repliedCh) })
 	s.c.forgetStream(s.key)
 }
 
@@ -314,7 +406,7 @@ func (s *Stream) abort(err error) {
 	if s.err == nil {
 		s.err = err
 	}
-	s.queue, s.cur, s.queued = nil, nil, 0
+	s.queue, s.cur, s.queued = nil, chunk{}, 0
 	s.mu.Unlock()
 	s.signal(s.readable)
 	s.signal(s.writable)
@@ -355,7 +447,7 @@ func (s *Stream) abortLocal(err error) {
 		s.err = err
 	}
 	s.done = true
-	s.queue, s.cur, s.queued = nil, nil, 0
+	s.queue, s.cur, s.queued = nil, chunk{}, 0
 	s.mu.Unlock()
 	s.signal(s.readable)
 	s.signal(s.writable)

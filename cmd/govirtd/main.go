@@ -25,6 +25,7 @@ import (
 	"github.com/govirtd/govirtd/driver/network"
 	"github.com/govirtd/govirtd/driver/qemu"
 	"github.com/govirtd/govirtd/driver/secret"
+	"github.com/govirtd/govirtd/driver/storage"
 	"github.com/govirtd/govirtd/server"
 	"github.com/govirtd/govirtd/server/config"
 )
@@ -125,6 +126,15 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Storage pools next, for the same reason: the pool definitions live
+	// in <state_dir>/storage, as libvirt's in /etc/libvirt/storage.
+	pools, err := storage.New(filepath.Join(cfg.StateDir, "storage"), log)
+	if err != nil {
+		return err
+	}
+	poolCtx, poolCancel := context.WithTimeout(ctx, 60*time.Second)
+	pools.Autostart(poolCtx)
+	poolCancel()
 	probeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	drv, err := qemu.New(probeCtx, qemu.Options{
 		HostUUID:       hostUUID,
@@ -136,6 +146,7 @@ func run(args []string) error {
 		ListenAddr:     cfg.ListenAddr,
 		FaultInjection: cfg.FaultInjection,
 		Networks:       nets,
+		Volumes:        pools,
 	})
 	cancel()
 	if err != nil {
@@ -150,7 +161,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(cfg, drv, log, server.WithSecrets(secrets), server.WithNetworks(nets))
+	srv := server.New(cfg, drv, log, server.WithSecrets(secrets), server.WithNetworks(nets), server.WithStorage(pools))
 	if err := srv.Listen(listen); err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	libvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/xmlwf"
 )
 
 type nsDef struct{ prefix, uri string } // prefix "" is xmlns='...'
@@ -174,63 +175,8 @@ func parseOne(doc string) (*elem, error) {
 }
 
 func wellFormed(doc string) error {
-	d := xml.NewDecoder(strings.NewReader(doc))
-	depth, roots := 0, 0
-	fail := func(line int, msg string) error {
-		return compat.Errorf(libvirt.ErrXMLDetail, compat.FromDomain, "(metadata_xml):%d: %s", line, msg)
-	}
-	for {
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			line, _ := d.InputPos()
-			switch {
-			case roots == 0:
-				return fail(line, "Document is empty")
-			case depth != 0:
-				return fail(line, "Premature end of data")
-			}
-			return nil
-		}
-		if err != nil {
-			var se *xml.SyntaxError
-			if errors.As(err, &se) {
-				if se.Msg == "unexpected EOF" {
-					return fail(se.Line, "Premature end of data")
-				}
-				return fail(se.Line, se.Msg)
-			}
-			line, _ := d.InputPos()
-			return fail(line, err.Error())
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			seen := map[xml.Name]bool{}
-			for _, a := range t.Attr {
-				if seen[a.Name] {
-					line, _ := d.InputPos()
-					return fail(line, "Attribute "+a.Name.Local+" redefined")
-				}
-				seen[a.Name] = true
-			}
-			if depth == 0 {
-				if roots++; roots > 1 {
-					line, _ := d.InputPos()
-					return fail(line, "Extra content at the end of the document")
-				}
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		case xml.CharData:
-			if depth == 0 && strings.TrimSpace(string(t)) != "" {
-				line, _ := d.InputPos()
-				if roots == 0 {
-					return fail(line, "Start tag expected, '<' not found")
-				}
-				return fail(line, "Extra content at the end of the document")
-			}
-		}
-	}
+	_, err := xmlwf.Check(doc, "(metadata_xml)", compat.FromDomain)
+	return err
 }
 
 // parseContent parses a sequence of elements and text (the content of

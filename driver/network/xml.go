@@ -2,8 +2,6 @@ package network
 
 import (
 	"crypto/rand"
-	"encoding/xml"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/compat/xmlfmt"
+	"github.com/govirtd/govirtd/compat/xmlwf"
 )
 
 // Forward modes govirtd runs. libvirt's others (route, open, passthrough,
@@ -73,44 +72,11 @@ func parse(doc string) (*libvirtxml.Network, error) {
 // wellFormed checks syntax and the root element first, so that errors
 // read as libvirt's (VIR_ERR_XML_DETAIL "(network_definition):LINE: ...").
 func wellFormed(doc string) error {
-	d := xml.NewDecoder(strings.NewReader(doc))
-	depth, rootSeen := 0, false
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			if err.Error() == "EOF" && depth == 0 && rootSeen {
-				return nil
-			}
-			line, msg := 1, err.Error()
-			var se *xml.SyntaxError
-			if errors.As(err, &se) {
-				line, msg = se.Line, se.Msg
-			} else if err.Error() == "EOF" {
-				line, _ = d.InputPos()
-				msg = "Premature end of data"
-				if !rootSeen {
-					msg = "Document is empty"
-				}
-			}
-			return compat.Errorf(libvirt.ErrXMLDetail, compat.FromNetwork, "(network_definition):%d: %s", line, msg)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				if rootSeen {
-					line, _ := d.InputPos()
-					return compat.Errorf(libvirt.ErrXMLDetail, compat.FromNetwork, "(network_definition):%d: Extra content at the end of the document", line)
-				}
-				rootSeen = true
-				if t.Name.Local != "network" {
-					return xmlErr("expecting root element of 'network', not '%s'", t.Name.Local)
-				}
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		}
+	root, err := xmlwf.Check(doc, "(network_definition)", compat.FromNetwork)
+	if err == nil && root != "network" {
+		err = xmlErr("expecting root element of 'network', not '%s'", root)
 	}
+	return err
 }
 
 // bridgeName is the network's bridge ("" for a forward mode 'bridge'

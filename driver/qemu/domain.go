@@ -70,6 +70,9 @@ type domain struct {
 	liveXML    string
 	// xmlCache holds formatted XML by definition and flags.
 	xmlCache map[xmlCacheKey]string
+	// unplugs are the device_del requests waiting for DEVICE_DELETED,
+	// by device id (hotplug.go).
+	unplugs map[string]*pendingUnplug
 }
 
 // stopCause is what the exit handler reports when QEMU goes away.

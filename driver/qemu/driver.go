@@ -40,6 +40,14 @@ type Options struct {
 	// Networks finds the bridges of <interface type='network'> (netif.go);
 	// nil means such NICs cannot start.
 	Networks NetworkBridges
+	// Volumes finds the storage pool volumes of <disk type='volume'>; nil
+	// means such disks cannot start.
+	Volumes VolumeResolver
+}
+
+// VolumeResolver is the part of the storage driver that domains use.
+type VolumeResolver interface {
+	ResolveVolume(ctx context.Context, pool, vol string) (driver.VolumeSource, error)
 }
 
 // Driver is the QEMU driver.
@@ -69,6 +77,8 @@ type Driver struct {
 	incomingErrors incomingErrors
 	displayPorts   *portAllocator
 	faults         faults
+	// consoles are the open `virsh console` sessions.
+	consoles consoleSessions
 	// portsInUse are incoming migration ports handed out and not yet
 	// released (QEMU binds them a moment later).
 	portMu     sync.Mutex

@@ -85,6 +85,12 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 		SpiceListen:  d.qconf.SpiceListen,
 		BackingChain: domainxml.BackingChain,
 	}
+	if d.opts.Volumes != nil {
+		rt.ResolveVolume = func(pool, vol string) (domainxml.VolumeSource, error) {
+			src, err := d.opts.Volumes.ResolveVolume(ctx, pool, vol)
+			return domainxml.VolumeSource{Path: src.Path, Type: src.Type}, err
+		}
+	}
 	if err := domainxml.PrepareLive(live, rt, ports); err != nil {
 		return err
 	}
@@ -438,6 +444,10 @@ func (d *Driver) handleEvent(dom *domain, mon *qmp.Monitor, ev qmp.Event) {
 		d.emit(eventReboot(dom.ref()))
 	case "SHUTDOWN":
 		d.handleGuestShutdown(dom, mon, ev)
+	case qmp.EventBalloonChange:
+		d.balloonChanged(dom, ev)
+	case qmp.EventDeviceDeleted:
+		d.deviceDeleted(dom, mon, ev)
 	}
 }
 

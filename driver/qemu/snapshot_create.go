@@ -401,11 +401,3 @@ func snapDisks(def *libvirtxml.DomainSnapshot) []libvirtxml.DomainSnapshotDisk {
 	}
 	return def.Disks.Disks
 }
-
-// diskTarget is a disk's target device name ("" without a target).
-func diskTarget(disk *libvirtxml.DomainDisk) string {
-	if disk.Target == nil {
-		return ""
-	}
-	return disk.Target.Dev
-}

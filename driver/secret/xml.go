@@ -2,8 +2,6 @@ package secret
 
 import (
 	"crypto/rand"
-	"encoding/xml"
-	"errors"
 	"strings"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/compat/xmlfmt"
+	"github.com/govirtd/govirtd/compat/xmlwf"
 )
 
 // def is a parsed secret definition, as libvirt's virSecretDef.
@@ -111,48 +110,13 @@ func parseUsage(u *libvirtxml.SecretUsage, d *def) error {
 
 // wellFormed checks the document's syntax and root element first, so that
 // errors name a line as libvirt's "(definition_of_secret):LINE: ..." ones do
-// (libvirt prints libxml2's text after that prefix, govirtd Go's).
+// (libvirt prints libxml2's text after that prefix).
 func wellFormed(doc string) error {
-	dec := xml.NewDecoder(strings.NewReader(doc))
-	depth, rootSeen := 0, false
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if err.Error() == "EOF" && depth == 0 && rootSeen {
-				return nil
-			}
-			line, msg := 1, err.Error()
-			var se *xml.SyntaxError
-			switch {
-			case errors.As(err, &se) && se.Msg == "unexpected EOF":
-				line, msg = se.Line, "Premature end of data"
-			case errors.As(err, &se):
-				line, msg = se.Line, se.Msg
-			case err.Error() == "EOF" && !rootSeen:
-				msg = "Document is empty"
-			case err.Error() == "EOF":
-				line, _ = dec.InputPos()
-				msg = "Premature end of data"
-			}
-			return compat.Errorf(libvirt.ErrXMLDetail, compat.FromSecret, "(definition_of_secret):%d: %s", line, msg)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				if rootSeen {
-					line, _ := dec.InputPos()
-					return compat.Errorf(libvirt.ErrXMLDetail, compat.FromSecret, "(definition_of_secret):%d: Extra content at the end of the document", line)
-				}
-				rootSeen = true
-				if t.Name.Local != "secret" {
-					return compat.Errorf(libvirt.ErrXMLError, compat.FromSecret, "expecting root element of 'secret', not '%s'", t.Name.Local)
-				}
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		}
+	root, err := xmlwf.Check(doc, "(definition_of_secret)", compat.FromSecret)
+	if err == nil && root != "secret" {
+		err = compat.Errorf(libvirt.ErrXMLError, compat.FromSecret, "expecting root element of 'secret', not '%s'", root)
 	}
+	return err
 }
 
 // format prints a definition as virSecretDefFormat does: both attributes

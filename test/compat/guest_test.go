@@ -56,10 +56,13 @@ func testGuest(t *testing.T) (kernel, initrd string) {
 // GuestOptions shape a test guest domain.
 type GuestOptions struct {
 	Name      string
-	MemoryMiB int    // default 128
-	DirtyMB   int    // memory the guest rewrites and checks
-	DirtyRate int    // MiB/s
-	Serial    string // serial log path (type file, append)
+	MemoryMiB int // default 128
+	DirtyMB   int // memory the guest rewrites and checks
+	DirtyRate int // MiB/s
+	// DirtySparse: each rewrite changes only a page's header (dirty_sparse),
+	// so a delta encoding such as XBZRLE sends a few bytes of a dirty page.
+	DirtySparse bool
+	Serial      string // serial log path (type file, append)
 	// ACPI gives the guest ACPI (<features><acpi/>, no acpi=off), so it
 	// powers off at the ACPI power button (shutdown, reboot).
 	ACPI bool
@@ -81,6 +84,9 @@ func GuestXML(t *testing.T, o GuestOptions) string {
 	}
 	if o.DirtyMB > 0 {
 		cmdline += fmt.Sprintf(" dirty_mb=%d dirty_rate_mb=%d", o.DirtyMB, o.DirtyRate)
+		if o.DirtySparse {
+			cmdline += " dirty_sparse=1"
+		}
 	}
 	return fmt.Sprintf(`<domain type='qemu'>
   <name>%s</name>

@@ -457,6 +457,11 @@ func TestNetworkDHCPLease(t *testing.T) {
 	if got := strings.Join(strings.Fields(ifaddr), " "); !strings.Contains(got, "vnet0 "+mac+" ipv4 "+addr) {
 		t.Errorf("domifaddr:\n%s\nwant vnet0 %s ipv4 %s", ifaddr, mac, addr)
 	}
+	// The read-only socket may read leases (not the guest agent).
+	if ro := MustVirsh(t, h.ROURI(), "domifaddr", "lease"); strings.Join(strings.Fields(ro), " ") != strings.Join(strings.Fields(ifaddr), " ") {
+		t.Errorf("domifaddr on the read-only socket:\n%s", ro)
+	}
+	mustFail(t, h.ROURI(), "read only access prevents virDomainInterfaceAddresses", "domifaddr", "lease", "--source", "agent")
 	t.Logf("net-dhcp-leases default:\n%s\ndomifaddr lease:\n%s", leases, ifaddr)
 }
 

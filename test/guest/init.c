@@ -24,6 +24,11 @@
  *   tick_ms=N        tick period in milliseconds (default 200)
  *   dirty_mb=N       MiB of memory to keep tagged and to dirty (default 0)
  *   dirty_rate_mb=N  MiB per second to rewrite, spread over the ticks (default 0)
+ *   dirty_sparse=1   a rewrite changes only a page's header words (its
+ *                    generation and checksum), the rest keeps its first
+ *                    content: every page is still dirtied and checked in
+ *                    full, but a delta encoding (XBZRLE) sends a few bytes
+ *                    of it instead of the page
  *   boot_id=S        id to print instead of a random 64-bit hex value
  *   disk_blocks=N    4 KiB blocks at the start of /dev/vda to keep writing
  *                    and checking (default 0: the disk is left alone)
@@ -84,6 +89,7 @@ static uint64_t id_hash;          /* boot id folded to 64 bits, put in every pag
 static unsigned long tick_ms = 200;
 static unsigned long dirty_mb;
 static unsigned long dirty_rate_mb;
+static unsigned long dirty_sparse;
 static unsigned long disk_blocks;
 static unsigned long disk_rate = 4;
 
@@ -199,6 +205,8 @@ static void parse_cmdline(void)
 			dirty_mb = parse_num(w + 9, "dirty_mb", 0);
 		else if (!strncmp(w, "dirty_rate_mb=", 14))
 			dirty_rate_mb = parse_num(w + 14, "dirty_rate_mb", 0);
+		else if (!strncmp(w, "dirty_sparse=", 13))
+			dirty_sparse = parse_num(w + 13, "dirty_sparse", 0);
 		else if (!strncmp(w, "disk_blocks=", 12))
 			disk_blocks = parse_num(w + 12, "disk_blocks", 0);
 		else if (!strncmp(w, "disk_rate=", 10))
@@ -260,6 +268,8 @@ static void make_boot_id(void)
  * an older generation and so fails the check. */
 static uint64_t fill_word(size_t idx, uint32_t gen, size_t k)
 {
+	if (dirty_sparse)
+		gen = 1; /* the body never changes after the first write */
 	return mix64(mix64(id_hash ^ idx) ^ ((uint64_t)gen << 32) ^ k);
 }
 
@@ -595,8 +605,8 @@ int main(void)
 	say("GUEST BOOT id=%s", boot_id);
 	if (cmdline_errors[0])
 		say("GUEST ERROR options:%s", cmdline_errors);
-	say("GUEST CONFIG id=%s tick_ms=%lu dirty_mb=%lu dirty_rate_mb=%lu",
-	    boot_id, tick_ms, dirty_mb, dirty_rate_mb);
+	say("GUEST CONFIG id=%s tick_ms=%lu dirty_mb=%lu dirty_rate_mb=%lu dirty_sparse=%lu",
+	    boot_id, tick_ms, dirty_mb, dirty_rate_mb, dirty_sparse);
 	setup_area();
 	setup_power_button();
 	setup_disk();

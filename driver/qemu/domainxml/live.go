@@ -22,6 +22,9 @@ type Runtime struct {
 	// BackingChain reads the images under a disk's image (BackingChain);
 	// nil skips probing.
 	BackingChain func(path, format string) ([]Image, error)
+	// ResolveVolume finds a storage pool volume for a disk of
+	// type='volume'; nil: such disks cannot start.
+	ResolveVolume func(pool, vol string) (VolumeSource, error)
 }
 
 // PortReserver hands out display ports (qemu.conf's
@@ -41,6 +44,9 @@ func PrepareLive(d *libvirtxml.Domain, rt Runtime, ports PortReserver) error {
 	}
 	dv := d.Devices
 	for i := range dv.Disks {
+		if err := prepareVolume(&dv.Disks[i], rt); err != nil {
+			return err
+		}
 		if err := prepareChain(&dv.Disks[i], rt); err != nil {
 			return err
 		}

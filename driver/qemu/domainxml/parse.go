@@ -1,8 +1,6 @@
 package domainxml
 
 import (
-	"encoding/xml"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -10,6 +8,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/xmlwf"
 )
 
 // Parse reads domain XML the way virDomainDefParseString does, up to (not
@@ -47,47 +46,11 @@ func Parse(xmlText string) (*libvirtxml.Domain, error) {
 // errors carry a line number and are not confused with libvirtxml's value
 // errors, and checks the root element name.
 func wellFormed(doc string) error {
-	d := xml.NewDecoder(strings.NewReader(doc))
-	depth := 0
-	rootSeen := false
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			if err.Error() == "EOF" && depth == 0 && rootSeen {
-				return nil
-			}
-			var se *xml.SyntaxError
-			line := 1
-			msg := err.Error()
-			if errors.As(err, &se) {
-				line, msg = se.Line, se.Msg
-			} else if err.Error() == "EOF" {
-				line, _ = d.InputPos()
-				msg = "Premature end of data"
-				if !rootSeen {
-					msg = "Document is empty"
-				}
-			}
-			return compat.Errorf(libvirt.ErrXMLDetail, compat.FromDomain, "(domain_definition):%d: %s", line, msg)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				if rootSeen {
-					line, _ := d.InputPos()
-					return compat.Errorf(libvirt.ErrXMLDetail, compat.FromDomain, "(domain_definition):%d: Extra content at the end of the document", line)
-				}
-				rootSeen = true
-				if t.Name.Local != "domain" {
-					return compat.Errorf(libvirt.ErrXMLError, compat.FromDomain,
-						"expecting root element of 'domain', not '%s'", t.Name.Local)
-				}
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		}
+	root, err := xmlwf.Check(doc, "(domain_definition)", compat.FromDomain)
+	if err == nil && root != "domain" {
+		err = compat.Errorf(libvirt.ErrXMLError, compat.FromDomain, "expecting root element of 'domain', not '%s'", root)
 	}
+	return err
 }
 
 // parseDetail turns libvirtxml's value errors (strconv failures on

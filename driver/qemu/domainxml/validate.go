@@ -208,8 +208,11 @@ func validateDevices(d *libvirtxml.Domain, host Host) error {
 	}
 	q35 := isQ35(machineOf(d, host))
 	for _, disk := range dv.Disks {
-		if disk.Source != nil && (disk.Source.Network != nil || disk.Source.Volume != nil || disk.Source.Dir != nil || disk.Source.NVME != nil || disk.Source.VHostUser != nil) {
-			return unsupported("<disk type> other than 'file' and 'block' is not supported by govirtd")
+		if disk.Source != nil && (disk.Source.Network != nil || disk.Source.Dir != nil || disk.Source.NVME != nil || disk.Source.VHostUser != nil) {
+			return unsupported("<disk type> other than 'file', 'block' and 'volume' is not supported by govirtd")
+		}
+		if err := checkVolumeSource(&disk); err != nil {
+			return err
 		}
 		if err := checkEnum("<disk device>", disk.Device, allowedDiskDevice); err != nil {
 			return err

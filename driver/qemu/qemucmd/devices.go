@@ -522,53 +522,65 @@ var nicDrivers = map[string]string{
 func (b *builder) nets() error {
 	_, boot := b.bootIndices()
 	for i := range b.dom.Devices.Interfaces {
-		n := &b.dom.Devices.Interfaces[i]
-		id := alias(n.Alias)
-		what := fmt.Sprintf("interface '%s'", id)
-		tap := isTapNIC(n)
-		if n.Source == nil || (n.Source.User == nil && !tap) {
-			return unsupported("%s: only types 'user', 'network', 'bridge' and 'ethernet' are supported", what)
-		}
-		if (n.Source.User != nil && n.Source.User.Dev != "") || len(n.IP) > 0 || len(n.Route) > 0 || len(n.PortForward) > 0 ||
-			n.Backend != nil || n.Driver != nil || n.ROM != nil || n.MTU != nil || n.Link != nil ||
-			(n.Target != nil && !tap) || n.Guest != nil || n.Tune != nil || n.Teaming != nil || n.Coalesce != nil ||
-			n.Bandwidth != nil || n.VLan != nil || n.VirtualPort != nil || n.FilterRef != nil ||
-			n.Script != nil || n.DownScript != nil || n.BackendDomain != nil {
-			return unsupported("%s: settings beyond model, mac, target and address", what)
-		}
-		model := ""
-		if n.Model != nil {
-			model = n.Model.Type
-		}
-		driver, ok := nicDrivers[model]
-		if !ok {
-			return unsupported("%s: model '%s'", what, model)
-		}
-		if n.MAC == nil || n.MAC.Address == "" {
-			return unsupported("%s has no MAC address", what)
-		}
-		mac, err := net.ParseMAC(n.MAC.Address)
-		if err != nil {
-			return unsupported("%s: MAC address '%s'", what, n.MAC.Address)
-		}
-		if tap {
-			// libvirt opens the tap device itself and passes the
-			// descriptor (qemuBuildHostNetProps): {"type":"tap","fd":"N"}.
-			// vhost-net is only used with KVM (qemuInterfaceOpenVhostNet).
-			fd := b.nextFD
-			b.nextFD++
-			b.cmd.Taps = append(b.cmd.Taps, PassedTap{FD: fd, Alias: id})
-			b.arg("-netdev", newProps().add("type", "tap").add("fd", fmt.Sprint(fd)).add("id", "host"+id).String())
-		} else {
-			b.arg("-netdev", newProps().add("type", "user").add("id", "host"+id).String())
-		}
-		p := newProps().add("driver", driver).add("netdev", "host"+id).add("id", id).add("mac", mac.String())
-		if err := b.addPCI(p, n.Address, what); err != nil {
+		if err := b.net(&b.dom.Devices.Interfaces[i], boot[i], ""); err != nil {
 			return err
 		}
-		p.addIf(boot[i] > 0, "bootindex", boot[i])
-		b.device(p)
 	}
+	return nil
+}
+
+// net adds one NIC's -netdev and -device. A tap NIC's descriptor is
+// tapFD, a name passed with getfd, when set (hotplug); otherwise the
+// next inherited descriptor number.
+func (b *builder) net(n *libvirtxml.DomainInterface, bootIndex uint, tapFD string) error {
+	id := alias(n.Alias)
+	what := fmt.Sprintf("interface '%s'", id)
+	tap := isTapNIC(n)
+	if n.Source == nil || (n.Source.User == nil && !tap) {
+		return unsupported("%s: only types 'user', 'network', 'bridge' and 'ethernet' are supported", what)
+	}
+	if (n.Source.User != nil && n.Source.User.Dev != "") || len(n.IP) > 0 || len(n.Route) > 0 || len(n.PortForward) > 0 ||
+		n.Backend != nil || n.Driver != nil || n.ROM != nil || n.MTU != nil || n.Link != nil ||
+		(n.Target != nil && !tap) || n.Guest != nil || n.Tune != nil || n.Teaming != nil || n.Coalesce != nil ||
+		n.Bandwidth != nil || n.VLan != nil || n.VirtualPort != nil || n.FilterRef != nil ||
+		n.Script != nil || n.DownScript != nil || n.BackendDomain != nil {
+		return unsupported("%s: settings beyond model, mac, target and address", what)
+	}
+	model := ""
+	if n.Model != nil {
+		model = n.Model.Type
+	}
+	driver, ok := nicDrivers[model]
+	if !ok {
+		return unsupported("%s: model '%s'", what, model)
+	}
+	if n.MAC == nil || n.MAC.Address == "" {
+		return unsupported("%s has no MAC address", what)
+	}
+	mac, err := net.ParseMAC(n.MAC.Address)
+	if err != nil {
+		return unsupported("%s: MAC address '%s'", what, n.MAC.Address)
+	}
+	if tap {
+		// libvirt opens the tap device itself and passes the
+		// descriptor (qemuBuildHostNetProps): {"type":"tap","fd":"N"}.
+		// vhost-net is only used with KVM (qemuInterfaceOpenVhostNet).
+		fd := tapFD
+		if fd == "" {
+			fd = fmt.Sprint(b.nextFD)
+			b.cmd.Taps = append(b.cmd.Taps, PassedTap{FD: b.nextFD, Alias: id})
+			b.nextFD++
+		}
+		b.arg("-netdev", newProps().add("type", "tap").add("fd", fd).add("id", "host"+id).String())
+	} else {
+		b.arg("-netdev", newProps().add("type", "user").add("id", "host"+id).String())
+	}
+	p := newProps().add("driver", driver).add("netdev", "host"+id).add("id", id).add("mac", mac.String())
+	if err := b.addPCI(p, n.Address, what); err != nil {
+		return err
+	}
+	p.addIf(bootIndex > 0, "bootindex", bootIndex)
+	b.device(p)
 	return nil
 }
 

@@ -13,9 +13,13 @@ import (
 // first, each disk's images from the top down, so disk i's top comes after
 // every image of the disks behind it. It is also the index of the disk's
 // source in libvirt's live XML (<source index='N'/>), and its backing
-// images have the next ones. A running domain's definition records the
-// index (an external snapshot gives a disk a new top image with the next
-// free one), and that is what QEMU has.
+// images have the next ones.
+//
+// A live definition records the index in <source index='N'/>: a disk
+// attached while the domain runs gets the next free index rather than
+// one from its place in the list, and the indexes of the other disks do
+// not move, so the recorded one wins (an external snapshot's new top
+// image gets the next free index too).
 func DiskNodeIndex(dom *libvirtxml.Domain, i int) int {
 	if src := dom.Devices.Disks[i].Source; src != nil && src.Index > 0 {
 		return int(src.Index)

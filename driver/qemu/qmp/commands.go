@@ -241,3 +241,15 @@ func (m *Monitor) ObjectDel(ctx context.Context, id string) error {
 		ID string `json:"id"`
 	}{id}, nil)
 }
+
+// Screendump writes the display's current picture to file, as a PPM
+// image ("screendump"); device and head pick a display other than the
+// primary one (device "" is the primary one).
+func (m *Monitor) Screendump(ctx context.Context, file, device string, head int) error {
+	args := map[string]any{"filename": file}
+	if device != "" {
+		args["device"] = device
+		args["head"] = head
+	}
+	return m.Run(ctx, "screendump", args, nil)
+}
