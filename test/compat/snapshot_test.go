@@ -11,8 +11,8 @@ import (
 	"github.com/govirtd/govirtd/test/deps"
 )
 
-// mustContain fails the test unless out holds every part.
-func mustContain(t *testing.T, what, out string, parts ...string) {
+// requireContains stops the test unless out holds every part.
+func requireContains(t *testing.T, what, out string, parts ...string) {
 	t.Helper()
 	for _, p := range parts {
 		if !strings.Contains(out, p) {
@@ -81,21 +81,21 @@ func TestSnapshotInternalRunning(t *testing.T) {
 	MustVirsh(t, uri, "snapshot-create-as", "si", "s2")
 
 	x := MustVirsh(t, uri, "snapshot-dumpxml", "si", "s1")
-	mustContain(t, "snapshot-dumpxml s1", x, "<name>s1</name>", "<description>first one</description>", "<state>running</state>",
+	requireContains(t, "snapshot-dumpxml s1", x, "<name>s1</name>", "<description>first one</description>", "<state>running</state>",
 		"<creationTime>", "<memory snapshot='internal'/>", "<disk name='vda' snapshot='internal'/>", "<domain type='qemu'>", "<source file='"+img+"'/>")
 	if strings.Contains(x, "<parent>") {
 		t.Errorf("the first snapshot has a parent:\n%s", x)
 	}
-	mustContain(t, "snapshot-dumpxml s2", MustVirsh(t, uri, "snapshot-dumpxml", "si", "s2"), "<parent>\n    <name>s1</name>\n  </parent>")
-	mustContain(t, "qemu-img snapshot -l", qemuImgSnapshots(t, img), "s1", "s2")
+	requireContains(t, "snapshot-dumpxml s2", MustVirsh(t, uri, "snapshot-dumpxml", "si", "s2"), "<parent>\n    <name>s1</name>\n  </parent>")
+	requireContains(t, "qemu-img snapshot -l", qemuImgSnapshots(t, img), "s1", "s2")
 	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "si")); cur != "s2" {
 		t.Errorf("snapshot-current = %q, want s2", cur)
 	}
 	if p := strings.TrimSpace(MustVirsh(t, uri, "snapshot-parent", "si", "s2")); p != "s1" {
 		t.Errorf("snapshot-parent s2 = %q", p)
 	}
-	mustContain(t, "snapshot-list --tree", MustVirsh(t, uri, "snapshot-list", "si", "--tree"), "s1\n  |\n  +- s2")
-	mustContain(t, "snapshot-list --parent", MustVirsh(t, uri, "snapshot-list", "si", "--parent"), "s2", "running", "s1")
+	requireContains(t, "snapshot-list --tree", MustVirsh(t, uri, "snapshot-list", "si", "--tree"), "s1\n  |\n  +- s2")
+	requireContains(t, "snapshot-list --parent", MustVirsh(t, uri, "snapshot-list", "si", "--parent"), "s2", "running", "s1")
 	if roots := MustVirsh(t, uri, "snapshot-list", "si", "--roots", "--name"); strings.TrimSpace(roots) != "s1" {
 		t.Errorf("snapshot-list --roots = %q", roots)
 	}
@@ -153,7 +153,7 @@ func TestSnapshotInternalRunning(t *testing.T) {
 	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "si")); cur != "s2" {
 		t.Errorf("snapshot-current after setting s2 = %q", cur)
 	}
-	mustContain(t, "snapshot-dumpxml s2 after its redefinition", MustVirsh(t, uri, "snapshot-dumpxml", "si", "s2"), "<domain type='qemu'>", "<parent>")
+	requireContains(t, "snapshot-dumpxml s2 after its redefinition", MustVirsh(t, uri, "snapshot-dumpxml", "si", "s2"), "<domain type='qemu'>", "<parent>")
 
 	// Delete s2 (current): gone from the list and from the image, and
 	// its parent is current again.
@@ -186,7 +186,7 @@ func TestSnapshotInternalRunning(t *testing.T) {
 	if cur := strings.TrimSpace(MustVirsh(t, uri, "snapshot-current", "--name", "si")); cur != "s9" {
 		t.Errorf("snapshot-current after a restart = %q", cur)
 	}
-	mustContain(t, "list --with-snapshot", MustVirsh(t, uri, "list", "--all", "--with-snapshot", "--name"), "si")
+	requireContains(t, "list --with-snapshot", MustVirsh(t, uri, "list", "--all", "--with-snapshot", "--name"), "si")
 
 	// Undefine: refused while the snapshots exist, unless their metadata
 	// goes too.
@@ -222,9 +222,9 @@ func TestSnapshotShutoffInternal(t *testing.T) {
 	}
 	writeByte("0x11")
 	MustVirsh(t, uri, "snapshot-create-as", "so", "off1")
-	mustContain(t, "qemu-img snapshot -l", qemuImgSnapshots(t, img), "off1")
+	requireContains(t, "qemu-img snapshot -l", qemuImgSnapshots(t, img), "off1")
 	x := MustVirsh(t, uri, "snapshot-dumpxml", "so", "off1")
-	mustContain(t, "snapshot-dumpxml", x, "<state>shutoff</state>", "<memory snapshot='no'/>", "<disk name='vda' snapshot='internal'/>")
+	requireContains(t, "snapshot-dumpxml", x, "<state>shutoff</state>", "<memory snapshot='no'/>", "<disk name='vda' snapshot='internal'/>")
 	// A renamed domain keeps its snapshots.
 	MustVirsh(t, uri, "domrename", "so", "so2")
 	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "so2", "--name")); n != "off1" {
@@ -314,16 +314,16 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 		t.Fatalf("no overlay: %v", err)
 	}
 	live := MustVirsh(t, uri, "dumpxml", "se")
-	mustContain(t, "dumpxml", live, "<source file='"+overlay+"' index='2'/>", "<backingStore type='file' index='1'>", "<source file='"+img+"'/>")
-	mustContain(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+overlay+"'/>")
+	requireContains(t, "dumpxml", live, "<source file='"+overlay+"' index='2'/>", "<backingStore type='file' index='1'>", "<source file='"+img+"'/>")
+	requireContains(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+overlay+"'/>")
 	// The statistics follow the disk to its new top image.
 	stats := MustVirsh(t, uri, "domstats", "--block", "se")
-	mustContain(t, "domstats --block", stats, "block.0.path="+overlay, "block.0.backingIndex=2")
+	requireContains(t, "domstats --block", stats, "block.0.path="+overlay, "block.0.backingIndex=2")
 	if r := Virsh(t, uri, "domblkstat", "se", "vda"); r.Err != nil || !strings.Contains(r.Stdout, "wr_req") {
 		t.Errorf("domblkstat after the snapshot: %s", r)
 	}
 	info := run(t, time.Minute, "qemu-img", "info", "-U", overlay)
-	mustContain(t, "qemu-img info", info.Stdout, "backing file: "+img)
+	requireContains(t, "qemu-img info", info.Stdout, "backing file: "+img)
 	// The guest keeps writing its disk (now the overlay) and reads back
 	// what it wrote.
 	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
@@ -332,7 +332,7 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 		t.Fatalf("disk check after the snapshot: %+v", c)
 	}
 	sx := MustVirsh(t, uri, "snapshot-dumpxml", "se", "e1")
-	mustContain(t, "snapshot-dumpxml", sx, "<state>disk-snapshot</state>", "<memory snapshot='no'/>",
+	requireContains(t, "snapshot-dumpxml", sx, "<state>disk-snapshot</state>", "<memory snapshot='no'/>",
 		"<disk name='vda' snapshot='external' type='file'>", "<source file='"+overlay+"'/>")
 	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--external", "--name")); n != "e1" {
 		t.Errorf("snapshot-list --external = %q", n)
@@ -344,7 +344,7 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 	// A second one, the first one's child: a new overlay, index 3.
 	MustVirsh(t, uri, "snapshot-create-as", "se", "e2", "--disk-only")
 	overlay2 := strings.TrimSuffix(img, ".qcow2") + ".e2"
-	mustContain(t, "dumpxml", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay2+"' index='3'/>", "<backingStore type='file' index='2'>")
+	requireContains(t, "dumpxml", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay2+"' index='3'/>", "<backingStore type='file' index='2'>")
 	if p := strings.TrimSpace(MustVirsh(t, uri, "snapshot-parent", "se", "e2")); p != "e1" {
 		t.Errorf("snapshot-parent e2 = %q", p)
 	}
@@ -362,7 +362,7 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 		t.Errorf("the merged overlay is still there: %v", err)
 	}
 	live = MustVirsh(t, uri, "dumpxml", "se")
-	mustContain(t, "dumpxml after deleting e1", live, "<source file='"+overlay2+"' index='3'/>", "<backingStore type='file' index='1'>", "<source file='"+img+"'/>")
+	requireContains(t, "dumpxml after deleting e1", live, "<source file='"+overlay2+"' index='3'/>", "<backingStore type='file' index='1'>", "<source file='"+img+"'/>")
 	if strings.Contains(live, overlay+"'") {
 		t.Errorf("the live XML still has the merged overlay:\n%s", live)
 	}
@@ -374,8 +374,8 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 	if _, err := os.Stat(overlay2); !os.IsNotExist(err) {
 		t.Errorf("the merged top overlay is still there: %v", err)
 	}
-	mustContain(t, "dumpxml after deleting e2", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+img+"' index='1'/>")
-	mustContain(t, "dumpxml --inactive after deleting e2", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+img+"'/>")
+	requireContains(t, "dumpxml after deleting e2", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+img+"' index='1'/>")
+	requireContains(t, "dumpxml --inactive after deleting e2", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+img+"'/>")
 	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
 	c = waitDiskCheck(t, serial, c.N, 2*time.Minute)
 	if c.Mism != 0 || c.Written == 0 {
@@ -385,7 +385,7 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 	// Without metadata: an overlay, not listed; its metadata-only delete.
 	MustVirsh(t, uri, "snapshot-create-as", "se", "e3", "--disk-only", "--no-metadata")
 	overlay3 := strings.TrimSuffix(img, ".qcow2") + ".e3"
-	mustContain(t, "dumpxml", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay3+"' index='2'/>")
+	requireContains(t, "dumpxml", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay3+"' index='2'/>")
 	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--name")); n != "" {
 		t.Errorf("snapshot-list after a --no-metadata snapshot = %q", n)
 	}
@@ -407,18 +407,18 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 		t.Fatal(r)
 	}
 	MustVirsh(t, uri, "snapshot-create-as", "se", "e5", "--disk-only", "--reuse-external", "--diskspec", "vda,file="+pre)
-	mustContain(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+pre+"'/>")
+	requireContains(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+pre+"'/>")
 	if st := MustVirsh(t, uri, "snapshot-dumpxml", "se", "e5"); !strings.Contains(st, "<state>shutoff</state>") {
 		t.Errorf("offline external snapshot:\n%s", st)
 	}
 	// Deleting it offline commits pre.qcow2 into the image under it.
 	MustVirsh(t, uri, "snapshot-delete", "se", "e5")
-	mustContain(t, "dumpxml --inactive after an offline delete", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+overlay4+"'/>")
+	requireContains(t, "dumpxml --inactive after an offline delete", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+overlay4+"'/>")
 	if _, err := os.Stat(pre); !os.IsNotExist(err) {
 		t.Errorf("the merged overlay is still there: %v", err)
 	}
 	MustVirsh(t, uri, "start", "se")
-	mustContain(t, "dumpxml after start", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay4+"' index='1'/>", "<source file='"+overlay3+"'/>", "<source file='"+img+"'/>")
+	requireContains(t, "dumpxml after start", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay4+"' index='1'/>", "<source file='"+overlay3+"'/>", "<source file='"+img+"'/>")
 	WaitTicks(t, serial, 0, time.Minute)
 }
 
