@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"strings"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -81,8 +82,24 @@ func (d *Driver) SnapshotGetXMLDesc(ctx context.Context, ref libvirt.DomainSnaps
 		if domXML, err = domainxml.Format(def.Domain, domainxml.FormatOptions{Inactive: true, Secure: flags != 0}); err != nil {
 			return "", err
 		}
+		if r := def.Domain.Resource; r != nil && r.Partition != "" {
+			domXML = withPartition(domXML, r.Partition)
+		}
 	}
 	return snapshot.Format(def, domXML)
+}
+
+// withPartition puts <resource> back into a domain's inactive XML (which
+// leaves it out) where libvirt prints it: before <sysinfo>, <bootloader>
+// or <os>.
+func withPartition(domXML, partition string) string {
+	res := "  <resource>\n    <partition>" + partition + "</partition>\n  </resource>\n"
+	for _, next := range []string{"\n  <sysinfo", "\n  <bootloader", "\n  <os>", "\n  <os "} {
+		if i := strings.Index(domXML, next); i >= 0 {
+			return domXML[:i+1] + res + domXML[i+1:]
+		}
+	}
+	return domXML
 }
 
 // SnapshotListNames implements driver.DomainSnapshots.

@@ -89,6 +89,10 @@ func (d *Driver) createSnapshot(ctx context.Context, dom *domain, xml string, fl
 	if def.Domain, err = snapshotDomain(cur); err != nil {
 		return "", err
 	}
+	if active {
+		// libvirt's copy of a running domain keeps its partition.
+		def.Domain.Resource = &libvirtxml.DomainResource{Partition: "/machine"}
+	}
 	if active && config != nil {
 		c, err := cloneDef(config)
 		if err != nil {

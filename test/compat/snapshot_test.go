@@ -82,7 +82,8 @@ func TestSnapshotInternalRunning(t *testing.T) {
 
 	x := MustVirsh(t, uri, "snapshot-dumpxml", "si", "s1")
 	requireContains(t, "snapshot-dumpxml s1", x, "<name>s1</name>", "<description>first one</description>", "<state>running</state>",
-		"<creationTime>", "<memory snapshot='internal'/>", "<disk name='vda' snapshot='internal'/>", "<domain type='qemu'>", "<source file='"+img+"'/>")
+		"<creationTime>", "<memory snapshot='internal'/>", "<disk name='vda' snapshot='internal'/>", "<domain type='qemu'>", "<source file='"+img+"'/>",
+		"</vcpu>\n    <resource>\n      <partition>/machine</partition>\n    </resource>\n    <os>")
 	if strings.Contains(x, "<parent>") {
 		t.Errorf("the first snapshot has a parent:\n%s", x)
 	}
