@@ -152,11 +152,8 @@ func (d *Driver) deleteExternal(ctx context.Context, dom *domain, domName string
 		if err := runQemuImg(ctx, "commit", "-f", top.format, top.path); err != nil {
 			return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "block commit failed while deleting disk '%s' snapshot: '%v'", diskTarget(&changed.Devices.Disks[p.disk]), err)
 		}
-		if p.level == 0 {
-			disk := &changed.Devices.Disks[p.disk]
-			setDiskImage(disk, base.path)
-			disk.Driver.Type = base.format
-		} else {
+		unstackPersistent(&changed.Devices.Disks[p.disk], top.path, base)
+		if p.level > 0 {
 			above := p.chain[p.level-1]
 			if err := runQemuImg(ctx, "rebase", "-u", "-f", above.format, "-b", base.path, "-F", base.format, above.path); err != nil {
 				return err
@@ -215,16 +212,14 @@ func (d *Driver) commitLive(ctx context.Context, dom *domain, p externalDeletePl
 	if err := d.saveLive(dom, live, newLive); err != nil {
 		d.log.Warn("cannot save the status after a snapshot deletion", "domain", dom.name, "err", err)
 	}
-	if config != nil && p.level == 0 {
+	if config != nil {
 		newConfig, err := cloneDef(config)
 		if err != nil {
 			return err
 		}
 		for k := range disksOf(newConfig) {
 			pd := &newConfig.Devices.Disks[k]
-			if pd.Target != nil && pd.Target.Dev == diskTarget(disk) && diskPath(pd) == top.path {
-				setDiskImage(pd, base.path)
-				pd.Driver.Type = base.format
+			if pd.Target != nil && pd.Target.Dev == diskTarget(disk) && unstackPersistent(pd, top.path, base) {
 				if err := d.saveConfig(dom, config, newConfig); err != nil {
 					return err
 				}
@@ -235,6 +230,29 @@ func (d *Driver) commitLive(ctx context.Context, dom *domain, p externalDeletePl
 		d.log.Warn("cannot remove a merged snapshot image", "path", top.path, "err", err)
 	}
 	return nil
+}
+
+// unstackPersistent takes the image at path out of a persistent disk:
+// as its top image, base takes its place (with what the definition
+// records below base); as a recorded backing image, it leaves the
+// recorded chain. It reports whether the disk changed.
+func unstackPersistent(disk *libvirtxml.DomainDisk, path string, base chainImage) bool {
+	if diskPath(disk) == path {
+		below := disk.BackingStore
+		setDiskImage(disk, base.path)
+		disk.Driver.Type = base.format
+		if !domainxml.EmptyBackingStore(below) && below.Source != nil && below.Source.File != nil && below.Source.File.File == base.path {
+			disk.BackingStore = below.BackingStore
+		}
+		return true
+	}
+	for above := &disk.BackingStore; !domainxml.EmptyBackingStore(*above); above = &(*above).BackingStore {
+		if bs := *above; bs.Source != nil && bs.Source.File != nil && bs.Source.File.File == path {
+			*above = bs.BackingStore
+			return true
+		}
+	}
+	return false
 }
 
 // dropImage takes the image at level out of a live disk's chain.

@@ -139,7 +139,7 @@ func (d *Driver) snapshotLiveExternal(ctx context.Context, dom *domain, def *lib
 				pd := &newConfig.Devices.Disks[k]
 				// Only a persistent disk with the same image changes.
 				if pd.Target != nil && pd.Target.Dev == target && diskPath(pd) == diskPath(&live.Devices.Disks[o.disk]) {
-					setDiskImage(pd, o.path)
+					stackPersistent(pd, o.path)
 					changed = true
 				}
 			}
@@ -151,6 +151,19 @@ func (d *Driver) snapshotLiveExternal(ctx context.Context, dom *domain, def *lib
 		}
 	}
 	return nil
+}
+
+// stackPersistent makes path a persistent disk's top image, recording the
+// old one as its backing store as libvirt does (the rest of the chain is
+// read from the images when the domain starts).
+func stackPersistent(disk *libvirtxml.DomainDisk, path string) {
+	bs := &libvirtxml.DomainDiskBackingStore{
+		Format:       &libvirtxml.DomainDiskFormat{Type: diskFormat(disk)},
+		Source:       &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: diskPath(disk)}},
+		BackingStore: disk.BackingStore,
+	}
+	setDiskImage(disk, path)
+	disk.BackingStore = bs
 }
 
 // stackOverlay makes path (node index idx) a live disk's top image, the

@@ -12,6 +12,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 	"github.com/govirtd/govirtd/driver/qemu/snapshot"
 )
 
@@ -253,7 +254,13 @@ func (d *Driver) snapshotOfflineExternal(dom *domain, def *libvirtxml.DomainSnap
 				created = append(created, path)
 			}
 		}
-		setDiskImage(disk, path)
+		// A recorded chain stays under the new image, unless the image
+		// is the caller's (qemuSnapshotCreateInactiveExternal).
+		if !reuse && !domainxml.EmptyBackingStore(disk.BackingStore) {
+			stackPersistent(disk, path)
+		} else {
+			setDiskImage(disk, path)
+		}
 	}
 	if err := d.saveConfig(dom, config, changed); err != nil {
 		return fail(err)

@@ -316,7 +316,9 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 	}
 	live := MustVirsh(t, uri, "dumpxml", "se")
 	requireContains(t, "dumpxml", live, "<source file='"+overlay+"' index='2'/>", "<backingStore type='file' index='1'>", "<source file='"+img+"'/>")
-	requireContains(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+overlay+"'/>")
+	// The persistent definition records the old image under the
+	// overlay, as libvirt's does.
+	requireContains(t, "dumpxml --inactive", MustVirsh(t, uri, "dumpxml", "--inactive", "se"), "<source file='"+overlay+"'/>\n      <backingStore type='file'>\n        <format type='qcow2'/>\n        <source file='"+img+"'/>\n      </backingStore>")
 	// The statistics follow the disk to its new top image.
 	stats := MustVirsh(t, uri, "domstats", "--block", "se")
 	requireContains(t, "domstats --block", stats, "block.0.path="+overlay, "block.0.backingIndex=2")
@@ -366,6 +368,11 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 	requireContains(t, "dumpxml after deleting e1", live, "<source file='"+overlay2+"' index='3'/>", "<backingStore type='file' index='1'>", "<source file='"+img+"'/>")
 	if strings.Contains(live, overlay+"'") {
 		t.Errorf("the live XML still has the merged overlay:\n%s", live)
+	}
+	inactive := MustVirsh(t, uri, "dumpxml", "--inactive", "se")
+	requireContains(t, "dumpxml --inactive after deleting e1", inactive, "<source file='"+overlay2+"'/>\n      <backingStore type='file'>\n        <format type='qcow2'/>\n        <source file='"+img+"'/>\n      </backingStore>")
+	if strings.Contains(inactive, overlay+"'") {
+		t.Errorf("the persistent XML still has the merged overlay:\n%s", inactive)
 	}
 	if n := strings.TrimSpace(MustVirsh(t, uri, "snapshot-list", "se", "--roots", "--name")); n != "e2" {
 		t.Errorf("snapshot-list --roots after deleting e1 = %q", n)
