@@ -344,6 +344,11 @@ func TestSnapshotDiskOnlyExternal(t *testing.T) {
 		t.Errorf("snapshot-list --disk-only = %q", n)
 	}
 
+	// A restarted daemon finds the guest on its overlay, by the node
+	// names the live definition records.
+	h.Restart()
+	requireContains(t, "dumpxml after a restart", MustVirsh(t, uri, "dumpxml", "se"), "<source file='"+overlay+"' index='2'/>")
+
 	// A second one, the first one's child: a new overlay, index 3.
 	MustVirsh(t, uri, "snapshot-create-as", "se", "e2", "--disk-only")
 	overlay2 := strings.TrimSuffix(img, ".qcow2") + ".e2"
