@@ -23,6 +23,7 @@ type Domain int32
 const (
 	FromNone     Domain = 0
 	FromRPC      Domain = 7
+	FromXML      Domain = 5 // virxml.c: the XML helpers' checks (root element, enum attributes)
 	FromConf     Domain = 9
 	FromQEMU     Domain = 10
 	FromRemote   Domain = 13
@@ -31,8 +32,10 @@ const (
 	FromStorage  Domain = 18
 	FromNodeDev  Domain = 22
 	FromNWFilter Domain = 33
-	FromSecret   Domain = 30
-	FromAccess   Domain = 55
+	// FromDomainSnapshot is VIR_FROM_DOMAIN_SNAPSHOT: snapshot XML parsing.
+	FromDomainSnapshot Domain = 35
+	FromSecret         Domain = 30
+	FromAccess         Domain = 55
 )
 
 // Error is a libvirt error as it travels to a client in a remote_error.
@@ -144,6 +147,8 @@ var templates = map[Code]template{
 	libvirt.ErrOperationUnsupported: {"Operation not supported", "Operation not supported: %s"},
 	libvirt.ErrMultipleDomains:      {"multiple matching domains found", "multiple matching domains found: %s"},
 	libvirt.ErrNoDomainMetadata:     {"metadata not found", "metadata not found: %s"},
+	libvirt.ErrSnapshotRevertRisky:  {"revert requires force", "revert requires force: %s"},
+	libvirt.ErrAgentUnresponsive:    {"Guest agent is not responding", "Guest agent is not responding: %s"},
 	libvirt.ErrDeviceMissing:        {"device not found", "device not found: %s"},
 }
 

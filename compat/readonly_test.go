@@ -78,6 +78,33 @@ func TestReadOnlyNetworkProcedures(t *testing.T) {
 	}
 }
 
+// Snapshot queries are allowed on the read-only socket; create, revert
+// and delete are not (libvirt's virCheckReadOnlyGoto in each).
+func TestReadOnlySnapshotProcedures(t *testing.T) {
+	for proc, want := range map[string]bool{
+		"DOMAIN_SNAPSHOT_CREATE_XML":          false,
+		"DOMAIN_REVERT_TO_SNAPSHOT":           false,
+		"DOMAIN_SNAPSHOT_DELETE":              false,
+		"DOMAIN_SNAPSHOT_GET_XML_DESC":        true,
+		"DOMAIN_SNAPSHOT_NUM":                 true,
+		"DOMAIN_SNAPSHOT_LIST_NAMES":          true,
+		"DOMAIN_LIST_ALL_SNAPSHOTS":           true,
+		"DOMAIN_SNAPSHOT_NUM_CHILDREN":        true,
+		"DOMAIN_SNAPSHOT_LIST_CHILDREN_NAMES": true,
+		"DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN":   true,
+		"DOMAIN_SNAPSHOT_LOOKUP_BY_NAME":      true,
+		"DOMAIN_HAS_CURRENT_SNAPSHOT":         true,
+		"DOMAIN_SNAPSHOT_GET_PARENT":          true,
+		"DOMAIN_SNAPSHOT_CURRENT":             true,
+		"DOMAIN_SNAPSHOT_IS_CURRENT":          true,
+		"DOMAIN_SNAPSHOT_HAS_METADATA":        true,
+	} {
+		if got := ReadOnlyAllowed(proc); got != want {
+			t.Errorf("ReadOnlyAllowed(%s) = %v, want %v", proc, got, want)
+		}
+	}
+}
+
 // Device hotplug, memory and vCPU changes are refused on the read-only
 // socket (virCheckReadOnlyGoto in each of their entry points).
 func TestReadOnlyDeviceProcedures(t *testing.T) {

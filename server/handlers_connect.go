@@ -84,6 +84,7 @@ func registerHandlers(t *Table, s *Server) {
 	}
 	registerMigrationHandlers(t, s)
 	registerSaveHandlers(t, s)
+	registerSnapshotHandlers(t, s)
 	registerDeviceHandlers(t, s)
 	registerNodeHandlers(t, s)
 	registerStatsHandlers(t, s)

@@ -142,15 +142,6 @@ func registerDomainHandlers(t *Table, s *Server) {
 	t.DomainGetMessages(func(c *Call, a *libvirt.DomainGetMessagesArgs) (*libvirt.DomainGetMessagesRet, error) {
 		return &libvirt.DomainGetMessagesRet{}, exists(c, a.Dom)
 	})
-	t.DomainSnapshotNum(func(c *Call, a *libvirt.DomainSnapshotNumArgs) (*libvirt.DomainSnapshotNumRet, error) {
-		return &libvirt.DomainSnapshotNumRet{}, exists(c, a.Dom)
-	})
-	t.DomainSnapshotListNames(func(c *Call, a *libvirt.DomainSnapshotListNamesArgs) (*libvirt.DomainSnapshotListNamesRet, error) {
-		return &libvirt.DomainSnapshotListNamesRet{}, exists(c, a.Dom)
-	})
-	t.DomainListAllSnapshots(func(c *Call, a *libvirt.DomainListAllSnapshotsArgs) (*libvirt.DomainListAllSnapshotsRet, error) {
-		return &libvirt.DomainListAllSnapshotsRet{}, exists(c, a.Dom)
-	})
 }
 
 func boolInt(b bool) int32 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
+	"github.com/govirtd/govirtd/driver/qemu/snapshot"
 	"github.com/govirtd/govirtd/driver/qemu/swtpm"
 )
 
@@ -133,7 +134,7 @@ func (d *Driver) ListAllDomains(ctx context.Context, flags libvirt.ConnectListAl
 	out := make([]libvirt.Domain, 0, len(all))
 	for _, dom := range all {
 		dom.mu.Lock()
-		if matchesListFlags(dom, flags) {
+		if matchesListFlags(dom, flags, d.snaps) {
 			out = append(out, libvirt.Domain{Name: dom.name, UUID: dom.uuid, ID: dom.id})
 		}
 		dom.mu.Unlock()
@@ -142,7 +143,7 @@ func (d *Driver) ListAllDomains(ctx context.Context, flags libvirt.ConnectListAl
 }
 
 // matchesListFlags tells whether dom passes the filter; dom.mu is held.
-func matchesListFlags(dom *domain, f libvirt.ConnectListAllDomainsFlags) bool {
+func matchesListFlags(dom *domain, f libvirt.ConnectListAllDomainsFlags, snaps *snapshot.Store) bool {
 	active := dom.id != -1
 	persistent := dom.persistent
 	state := dom.state
@@ -156,9 +157,9 @@ func matchesListFlags(dom *domain, f libvirt.ConnectListAllDomainsFlags) bool {
 	if !pair(libvirt.ConnectListDomainsActive, libvirt.ConnectListDomainsInactive, active) ||
 		!pair(libvirt.ConnectListDomainsPersistent, libvirt.ConnectListDomainsTransient, persistent) ||
 		!pair(libvirt.ConnectListDomainsAutostart, libvirt.ConnectListDomainsNoAutostart, autostart) ||
-		// No snapshots or checkpoints exist.
+		// No checkpoints exist.
 		!pair(libvirt.ConnectListDomainsManagedsave, libvirt.ConnectListDomainsNoManagedsave, dom.managedSave) ||
-		!pair(libvirt.ConnectListDomainsHasSnapshot, libvirt.ConnectListDomainsNoSnapshot, false) ||
+		!pair(libvirt.ConnectListDomainsHasSnapshot, libvirt.ConnectListDomainsNoSnapshot, snaps.Count(dom.name) > 0) ||
 		!pair(libvirt.ConnectListDomainsHasCheckpoint, libvirt.ConnectListDomainsNoCheckpoint, false) {
 		return false
 	}
@@ -262,14 +263,26 @@ func (d *Driver) Undefine(ctx context.Context, ref libvirt.Domain, flags uint32)
 	if err != nil {
 		return err
 	}
-	// Snapshot, NVRAM and checkpoint flags have nothing to act on:
-	// govirtd keeps none of those.
+	// NVRAM and checkpoint flags have nothing to act on: govirtd keeps
+	// none of those.
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dom.mu.Lock()
 	if !dom.persistent {
 		dom.mu.Unlock()
 		return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromDomain, "cannot undefine transient domain")
+	}
+	// A running domain keeps its snapshots while it runs on, transient;
+	// an inactive one loses them only when asked to.
+	if n := d.snaps.Count(dom.name); n > 0 && dom.id == -1 {
+		if flags&uint32(libvirt.DomainUndefineSnapshotsMetadata) == 0 {
+			dom.mu.Unlock()
+			return compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot delete inactive domain with %d snapshots", n)
+		}
+		if err := d.snaps.RemoveAll(dom.name); err != nil {
+			dom.mu.Unlock()
+			return err
+		}
 	}
 	if dom.managedSave {
 		if flags&uint32(libvirt.DomainUndefineManagedSave) == 0 {

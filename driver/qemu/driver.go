@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/driver"
 	"github.com/govirtd/govirtd/driver/qemu/caps"
+	"github.com/govirtd/govirtd/driver/qemu/snapshot"
 	"github.com/govirtd/govirtd/driver/qemu/store"
 )
 
@@ -54,6 +56,8 @@ type Driver struct {
 	host  *caps.Host
 	store *store.Store
 	log   *slog.Logger
+	// snaps is the domain snapshot metadata (snapshot.go).
+	snaps *snapshot.Store
 
 	mu     sync.RWMutex
 	byUUID map[libvirt.UUID]*domain
@@ -104,6 +108,10 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	snaps, err := snapshot.Open(filepath.Join(opts.StateDir, "qemu", "snapshot"))
+	if err != nil {
+		return nil, err
+	}
 	qconf, err := loadQemuConf(opts.QemuConfig)
 	if err != nil {
 		return nil, err
@@ -113,7 +121,7 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		return nil, err
 	}
 	dctx, cancel := context.WithCancel(context.Background())
-	d := &Driver{opts: opts, host: host, store: st, log: opts.Log, qconf: qconf, faults: fl, displayPorts: newPortAllocator(qconf.RemoteDisplayPortMin, qconf.RemoteDisplayPortMax), portsInUse: map[int]bool{},
+	d := &Driver{opts: opts, host: host, store: st, snaps: snaps, log: opts.Log, qconf: qconf, faults: fl, displayPorts: newPortAllocator(qconf.RemoteDisplayPortMin, qconf.RemoteDisplayPortMax), portsInUse: map[int]bool{},
 		byUUID: map[libvirt.UUID]*domain{}, byName: map[string]*domain{}, ctx: dctx, cancel: cancel}
 	if err := d.load(ctx); err != nil {
 		cancel()

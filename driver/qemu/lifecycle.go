@@ -34,6 +34,9 @@ type startOptions struct {
 	paused   bool   // leave the CPUs stopped (VIR_DOMAIN_START_PAUSED)
 	incoming string // "defer": a migration destination waiting for its stream
 	reason   libvirt.DomainRunningReason
+	// quiet leaves the started (and suspended) events to the caller,
+	// which reports them with its own details (a snapshot revert).
+	quiet bool
 }
 
 // cloneDef deep-copies a definition through its XML form (libvirtxml has no
@@ -233,7 +236,7 @@ func (d *Driver) start(ctx context.Context, dom *domain, def *libvirtxml.Domain,
 		return err
 	}
 	sw.lap("save status")
-	if o.incoming == "" {
+	if o.incoming == "" && !o.quiet {
 		ref := dom.ref()
 		d.emitLifecycle(ref, libvirt.DomainEventStarted, int32(libvirt.DomainEventStartedBooted))
 		if o.paused {
@@ -525,6 +528,10 @@ func (d *Driver) handleExit(dom *domain, proc *process.Process) {
 	}
 	if !persistent {
 		d.remove(dom)
+		// A transient domain's snapshots go with it (qemuDomainRemoveInactive).
+		if err := d.snaps.RemoveAll(ref.Name); err != nil {
+			d.log.Warn("remove snapshot metadata", "domain", ref.Name, "err", err)
+		}
 	}
 	d.emitLifecycle(ref, libvirt.DomainEventStopped, int32(cause.detail))
 	if stopped != nil {

@@ -59,6 +59,10 @@ func (d *Driver) begin(dom *domain, m *migState, flags uint32) ([]byte, string, 
 	if err := d.checkTLSForce(flags); err != nil && !offline {
 		return nil, "", err
 	}
+	// qemuMigrationSrcIsAllowed: the snapshots would stay behind.
+	if n := d.snaps.Count(dom.name); n > 0 && !offline {
+		return nil, "", compat.Errorf(libvirt.ErrOperationInvalid, compat.FromQEMU, "cannot migrate domain with %d snapshots", n)
+	}
 	dom.mu.Lock()
 	live, def, active := dom.live, dom.def, dom.id != -1
 	dom.mu.Unlock()

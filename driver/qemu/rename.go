@@ -66,6 +66,10 @@ func (d *Driver) Rename(ctx context.Context, ref libvirt.Domain, newName *string
 		if err := d.store.RenameDefinition(oldName, *newName, text); err != nil {
 			return err
 		}
+		// The snapshots are stored under the domain's name.
+		if err := d.snaps.Rename(oldName, *newName); err != nil {
+			d.log.Warn("move snapshot metadata", "domain", oldName, "to", *newName, "err", err)
+		}
 		d.removeLocked(dom)
 		dom.mu.Lock()
 		dom.name = *newName

@@ -44,7 +44,7 @@ func (d *Driver) GetAllDomainStats(ctx context.Context, refs []libvirt.Domain, s
 		// The list filters are the same bits as CONNECT_LIST_ALL_DOMAINS'.
 		listFlags := libvirt.ConnectListAllDomainsFlags(flags & 0xff)
 		for _, dom := range d.all() {
-			if matchesListFlags(dom, listFlags) {
+			if matchesListFlags(dom, listFlags, d.snaps) {
 				doms = append(doms, dom)
 			}
 		}

@@ -203,7 +203,9 @@ func StripLive(d *libvirtxml.Domain) {
 // stripImages drops what a start learnt of the disk images: their
 // indices, and the backing chains read from them, which are the images'
 // business, not the definition's (libvirt leaves them out; the empty
-// terminator of a disk without a chain stays).
+// terminator of a disk without a chain stays). A chain the definition
+// itself records (one without indices: libvirt records the image an
+// external snapshot was taken on) stays.
 func stripImages(dv *libvirtxml.DomainDeviceList) {
 	if dv == nil {
 		return
@@ -213,7 +215,7 @@ func stripImages(dv *libvirtxml.DomainDeviceList) {
 		if disk.Source != nil {
 			disk.Source.Index = 0
 		}
-		if !EmptyBackingStore(disk.BackingStore) {
+		if !EmptyBackingStore(disk.BackingStore) && disk.BackingStore.Index != 0 {
 			disk.BackingStore = nil
 		}
 	}

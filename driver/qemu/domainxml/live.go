@@ -132,21 +132,41 @@ func prepareGraphics(g *libvirtxml.DomainGraphic, rt Runtime, ports PortReserver
 	return nil
 }
 
-// prepareChain records, as libvirt's chain detection does, that a qcow2
-// image has no backing file (an empty <backingStore/>, which also tells
-// QEMU not to look for one), and refuses an image that has one: govirtd
-// does not run backing chains.
+// prepareChain records, as libvirt's chain detection does, a disk's
+// backing chain in the live definition, ending with an empty
+// <backingStore/> (which also tells QEMU not to look further).
 func prepareChain(disk *libvirtxml.DomainDisk, rt Runtime) error {
 	// A disk whose definition says its chain (an empty <backingStore/>:
 	// none) is taken at its word, as libvirt does.
-	if rt.BackingChain == nil || disk.Source == nil || disk.Source.File == nil || disk.Source.File.File == "" || disk.BackingStore != nil {
+	if rt.BackingChain == nil || disk.Source == nil || disk.Source.File == nil || disk.Source.File.File == "" {
 		return nil
 	}
 	format := "raw"
 	if disk.Driver != nil && disk.Driver.Type != "" {
 		format = disk.Driver.Type
 	}
-	chain, err := rt.BackingChain(disk.Source.File.File, format)
+	path, tail := disk.Source.File.File, &disk.BackingStore
+	if disk.BackingStore != nil {
+		// A chain the definition records in part (libvirt records the
+		// image an external snapshot was taken on, not that image's own
+		// backing files) goes on with what its last image says, as
+		// libvirt's chain detection does; a terminated one is complete.
+		last := disk.BackingStore
+		if EmptyBackingStore(last) {
+			return nil
+		}
+		for last.BackingStore != nil {
+			if EmptyBackingStore(last.BackingStore) {
+				return nil
+			}
+			last = last.BackingStore
+		}
+		if last.Source == nil || last.Source.File == nil || last.Source.File.File == "" || last.Format == nil {
+			return nil
+		}
+		path, format, tail = last.Source.File.File, last.Format.Type, &last.BackingStore
+	}
+	chain, err := rt.BackingChain(path, format)
 	if err != nil {
 		return compat.Errorf(libvirt.ErrInternalError, compat.FromQEMU, "disk %s: %v", disk.Target.Dev, err)
 	}
@@ -160,7 +180,7 @@ func prepareChain(disk *libvirtxml.DomainDisk, rt Runtime) error {
 			BackingStore: bs,
 		}
 	}
-	disk.BackingStore = bs
+	*tail = bs
 	return nil
 }
 

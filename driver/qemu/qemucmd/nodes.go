@@ -18,7 +18,8 @@ import (
 // A live definition records the index in <source index='N'/>: a disk
 // attached while the domain runs gets the next free index rather than
 // one from its place in the list, and the indexes of the other disks do
-// not move, so the recorded one wins.
+// not move, so the recorded one wins (an external snapshot's new top
+// image gets the next free index too).
 func DiskNodeIndex(dom *libvirtxml.Domain, i int) int {
 	if src := dom.Devices.Disks[i].Source; src != nil && src.Index > 0 {
 		return int(src.Index)
@@ -55,6 +56,10 @@ func backingChain(disk *libvirtxml.DomainDisk, what string) ([]*libvirtxml.Domai
 	}
 	return chain, nil
 }
+
+// BlockNodeNames are the node names of the image with libvirt's node
+// index (see blockNodeNames).
+func BlockNodeNames(nodeIndex int) (storage, format string) { return blockNodeNames(nodeIndex) }
 
 // blockNodeNames are the -blockdev node names of the disk with libvirt's
 // node index: the protocol (storage) layer and the format layer on it.
