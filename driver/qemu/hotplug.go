@@ -2,15 +2,13 @@ package qemu
 
 import (
 	"context"
-	"encoding/xml"
-	"io"
 	"slices"
-	"strings"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/govirtd/govirtd/compat"
+	"github.com/govirtd/govirtd/compat/xmlwf"
 	"github.com/govirtd/govirtd/driver/qemu/domainxml"
 )
 
@@ -24,19 +22,11 @@ type deviceXML struct {
 
 // parseDeviceXML reads one device element.
 func parseDeviceXML(text string) (deviceXML, error) {
-	dec := xml.NewDecoder(strings.NewReader(text))
-	var root string
-	for root == "" {
-		tok, err := dec.Token()
-		if err == io.EOF || err != nil {
-			return deviceXML{}, compat.Errorf(libvirt.ErrXMLError, compat.FromDomain, "(device_definition):1: %s", xmlErrText(err))
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			root = se.Name.Local
-		}
+	root, err := xmlwf.Check(text, "(device_definition)", compat.FromDomain)
+	if err != nil {
+		return deviceXML{}, err
 	}
 	dx := deviceXML{kind: root}
-	var err error
 	switch root {
 	case "disk":
 		dx.disk = &libvirtxml.DomainDisk{}
@@ -49,13 +39,6 @@ func parseDeviceXML(text string) (deviceXML, error) {
 		return deviceXML{}, compat.Errorf(libvirt.ErrXMLError, compat.FromDomain, "(device_definition): %v", err)
 	}
 	return dx, nil
-}
-
-func xmlErrText(err error) string {
-	if err == nil || err == io.EOF {
-		return "Document is empty"
-	}
-	return err.Error()
 }
 
 // withDevices is a copy of def whose device lists change can edit: the

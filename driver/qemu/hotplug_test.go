@@ -87,7 +87,7 @@ func TestFindNet(t *testing.T) {
 }
 
 // TestParseDeviceXML: the device kind comes from the root element; bad
-// XML is libvirt's XML error.
+// XML is libvirt's XML parse error (VIR_ERR_XML_DETAIL, as virXMLParse).
 func TestParseDeviceXML(t *testing.T) {
 	dx, err := parseDeviceXML("<disk type='file' device='disk'><source file='/a'/><target dev='vdb' bus='virtio'/></disk>")
 	if err != nil || dx.kind != "disk" || diskTarget(dx.disk) != "vdb" {
@@ -98,7 +98,7 @@ func TestParseDeviceXML(t *testing.T) {
 	}
 	for _, bad := range []string{"", "not xml", "<disk><target dev='vdb'></disk>"} {
 		var ce *compat.Error
-		if _, err := parseDeviceXML(bad); !errors.As(err, &ce) || ce.Code != libvirt.ErrXMLError {
+		if _, err := parseDeviceXML(bad); !errors.As(err, &ce) || ce.Code != libvirt.ErrXMLDetail {
 			t.Errorf("parseDeviceXML(%q) = %v, want an XML error", bad, err)
 		}
 	}

@@ -7,10 +7,7 @@
 package snapshot
 
 import (
-	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/compat/xmlfmt"
+	"github.com/govirtd/govirtd/compat/xmlwf"
 )
 
 // Snapshot states as the XML spells them (virDomainSnapshotState).
@@ -189,40 +187,14 @@ func parseDisk(d *libvirtxml.DomainSnapshotDisk) error {
 // wellFormed checks syntax and the root element first, so errors read as
 // libvirt's XML errors do.
 func wellFormed(doc string) error {
-	d := xml.NewDecoder(strings.NewReader(doc))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return compat.Errorf(libvirt.ErrXMLError, compat.FromDomainSnapshot, "failed to parse xml document")
-			}
-			var se *xml.SyntaxError
-			line := 1
-			if errors.As(err, &se) {
-				line = se.Line
-			}
-			return compat.Errorf(libvirt.ErrXMLDetail, compat.FromDomainSnapshot, "(domain_snapshot):%d: %s", line, strings.TrimPrefix(err.Error(), "XML syntax error on line "+strconv.Itoa(line)+": "))
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			if se.Name.Local != "domainsnapshot" {
-				return compat.Errorf(libvirt.ErrXMLError, compat.FromXML, "expecting root element of 'domainsnapshot', not '%s'", se.Name.Local)
-			}
-			break
-		}
+	if strings.TrimSpace(doc) == "" {
+		return compat.Errorf(libvirt.ErrXMLError, compat.FromDomainSnapshot, "failed to parse xml document")
 	}
-	for {
-		if _, err := d.Token(); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			var se *xml.SyntaxError
-			line := 1
-			if errors.As(err, &se) {
-				line = se.Line
-			}
-			return compat.Errorf(libvirt.ErrXMLDetail, compat.FromDomainSnapshot, "(domain_snapshot):%d: %s", line, err.Error())
-		}
+	root, err := xmlwf.Check(doc, "(domain_snapshot)", compat.FromDomainSnapshot)
+	if err == nil && root != "domainsnapshot" {
+		err = compat.Errorf(libvirt.ErrXMLError, compat.FromXML, "expecting root element of 'domainsnapshot', not '%s'", root)
 	}
+	return err
 }
 
 // IsExternal is virDomainSnapshotIsExternal: memory or a disk outside
