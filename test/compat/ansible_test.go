@@ -20,7 +20,7 @@ import (
 // what was left.
 func TestAnsibleCommunityLibvirt(t *testing.T) {
 	requireNetworkTools(t)
-	deps.Require(t, "ansible-playbook", "qemu-system-x86_64", "/usr/lib/python3/dist-packages/lxml/__init__.py")
+	deps.Require(t, "ansible-playbook", "/usr/lib/python3/dist-packages/ansible_collections/community/libvirt/plugins/modules/virt.py", "qemu-system-x86_64", "/usr/lib/python3/dist-packages/lxml/__init__.py")
 	h := StartHost(t, HostOptions{NetNS: true})
 	uri := h.UnixURI()
 	write := func(name, content string) string {
