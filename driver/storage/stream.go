@@ -128,7 +128,8 @@ func (d *Driver) StorageVolUpload(ctx context.Context, ref libvirt.StorageVol, o
 	if err != nil {
 		return nil, systemError(err, "Unable to open stream for '%s'", v.Path)
 	}
-	return &volWriter{d: d, pool: p.def.Name, f: f, pos: int64(offset), end: int64(offset + length), limited: length > 0}, nil
+	return &volWriter{d: d, pool: p.def.Name, f: f, pos: int64(offset), end: int64(offset + length), limited: length > 0,
+		sparse: flags&libvirt.StorageVolUploadSparseStream != 0}, nil
 }
 
 // volWriter writes a volume's file from an upload stream.
@@ -139,6 +140,9 @@ type volWriter struct {
 	pos     int64
 	end     int64
 	limited bool
+	// sparse: the volume ends where the sparse upload ended, as with
+	// libvirtd (a trailing hole sets the size, older data past it goes).
+	sparse bool
 
 	once sync.Once
 }
@@ -211,7 +215,12 @@ func writeZeros(f *os.File, off, n int64) error {
 func (w *volWriter) Close() error {
 	var err error
 	w.once.Do(func() {
-		if serr := w.f.Sync(); serr != nil {
+		if w.sparse {
+			if terr := w.f.Truncate(w.pos); terr != nil {
+				err = systemError(terr, "unable to truncate '%s'", w.f.Name())
+			}
+		}
+		if serr := w.f.Sync(); serr != nil && err == nil {
 			err = systemError(serr, "unable to sync '%s'", w.f.Name())
 		}
 		if cerr := w.f.Close(); cerr != nil && err == nil {

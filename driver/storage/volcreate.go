@@ -236,19 +236,25 @@ func (d *Driver) build(ctx context.Context, job *buildJob) error {
 	return setPerms(job.tmp, r.Perms)
 }
 
-// qcow2Opts are qemu-img's -o for a new qcow2. With
+// qcow2Opts are qemu-img's -o for a new qcow2: the <compat> asked for,
+// else 0.10, the version libvirt 9.0's volumes have (the layout tools
+// that read qcow2 headers, libvirt-tck among them, expect). With
 // VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA, libvirt preallocates the
 // metadata of a volume whose allocation is below its capacity, and the
 // whole file (falloc) of one that is fully allocated, sizes counted in
 // KiB.
 func qcow2Opts(prealloc bool, r *volReq) string {
+	opts := "compat=0.10"
+	if r.Compat != "" {
+		opts = "compat=" + r.Compat
+	}
 	if !prealloc {
-		return "compat=1.1"
+		return opts
 	}
 	if (r.Capacity+1023)/1024 > (r.Allocation+1023)/1024 {
-		return "compat=1.1,preallocation=metadata"
+		return opts + ",preallocation=metadata"
 	}
-	return "compat=1.1,preallocation=falloc"
+	return opts + ",preallocation=falloc"
 }
 
 // setPerms gives a new volume its mode (0600 by default) and owner.

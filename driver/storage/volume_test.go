@@ -80,7 +80,7 @@ func TestVolumeCreateRawAndQcow2(t *testing.T) {
 	for _, want := range []string{
 		"<volume type='file'>\n  <name>disk.qcow2</name>\n  <key>" + qpath + "</key>\n  <source>\n  </source>\n  <capacity unit='bytes'>10485760</capacity>\n  <allocation unit='bytes'>",
 		"<physical unit='bytes'>", "<target>\n    <path>" + qpath + "</path>\n    <format type='qcow2'/>\n    <permissions>\n      <mode>0600</mode>\n",
-		"<timestamps>\n      <atime>", "<compat>1.1</compat>\n    <clusterSize unit='B'>65536</clusterSize>\n    <features/>\n  </target>\n</volume>\n",
+		"<timestamps>\n      <atime>", "<compat>0.10</compat>\n    <clusterSize unit='B'>65536</clusterSize>\n  </target>\n</volume>\n",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Fatalf("volume XML lacks %q:\n%s", want, doc)

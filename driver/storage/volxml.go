@@ -29,6 +29,8 @@ type volReq struct {
 	Perms         perms
 	BackingPath   string
 	BackingFormat string
+	// Compat is a qcow2's <compat> (qemu-img's compat option).
+	Compat string
 }
 
 // parseVol reads volume XML; needCapacity is false for a clone (whose
@@ -95,6 +97,12 @@ func parseVol(doc string, needCapacity bool) (*volReq, error) {
 				return nil, err
 			}
 			r.Perms = p
+		}
+		switch x.Target.Compat {
+		case "", "0.10", "1.1":
+			r.Compat = x.Target.Compat
+		default:
+			return nil, xmlErr("forbidden characters in 'compat' attribute")
 		}
 		if x.Target.Encryption != nil {
 			return nil, compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromStorage, "volume encryption is not supported by govirtd")

@@ -103,6 +103,7 @@ func TestStoragePoolAndVolumes(t *testing.T) {
 	src := filepath.Join(h.Dir, "src.img")
 	want := sparseImage(t, src)
 	MustVirsh(t, uri, "vol-upload", "--pool", "a", "disk.raw", src, "--sparse")
+	mustContain(t, "vol-info after the sparse upload", MustVirsh(t, uri, "vol-info", "--pool", "a", "disk.raw"), "Capacity:       6.00 MiB")
 	if a := allocated(t, filepath.Join(dir, "disk.raw")); a > 3<<20 {
 		t.Errorf("sparse upload allocated %d bytes for 2 MiB of data", a)
 	}
@@ -118,7 +119,8 @@ func TestStoragePoolAndVolumes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 16<<20 || !bytes.Equal(got[:len(want)], want) || !bytes.Equal(got[len(want):], make([]byte, len(got)-len(want))) {
+		// A sparse upload sets where the volume ends, as libvirtd's.
+		if !bytes.Equal(got, want) {
 			t.Errorf("download (sparse %v): %d bytes, not what was uploaded", sparse, len(got))
 		}
 		if a := allocated(t, out); sparse && a > 3<<20 {
