@@ -236,7 +236,7 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 	}
 	switch {
 	case disk.Auth != nil, disk.Encryption != nil, disk.IOTune != nil, disk.ThrottleFilters != nil,
-		disk.BlockIO != nil, disk.Geometry != nil, disk.Mirror != nil, disk.Shareable != nil,
+		disk.BlockIO != nil, disk.Geometry != nil, disk.Mirror != nil,
 		disk.Transient != nil, disk.Serial != "", disk.WWN != "", disk.Vendor != "", disk.Product != "",
 		disk.BackendDomain != nil, disk.RawIO != "", disk.SGIO != "", disk.Model != "":
 		return unsupported("%s: only plain file/block disks without tuning are supported", what)
@@ -263,6 +263,11 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 			drv.Packed != "" || drv.PagePerVQ != "" || drv.MetadataCache != nil || drv.Statistics != nil {
 			return unsupported("%s: <driver> attributes other than cache, io, discard, detect_zeroes, error policies and iothread", what)
 		}
+	}
+	// qemuValidateDomainDeviceDefDiskFrontend: only a raw image can be
+	// written by several guests at once.
+	if disk.Shareable != nil && disk.ReadOnly == nil && format != "raw" {
+		return unsupported("shared access for disk '%s' requires use of supported storage format", dev)
 	}
 	tune, err := diskTuningOf(disk.Driver, what)
 	if err != nil {
@@ -396,6 +401,9 @@ func (b *builder) disk(disk *libvirtxml.DomainDisk, nodeIndex int, bootIndex uin
 	p.add("id", id)
 	p.addIf(bootIndex > 0, "bootindex", bootIndex)
 	p.addIf(tune.writeCache != "", "write-cache", tune.writeCache)
+	// <shareable/>: other processes may write the image too (libvirt's
+	// share-rw, between write-cache and the error policies).
+	p.addIf(disk.Shareable != nil, "share-rw", true)
 	p.addIf(tune.werror != "", "werror", tune.werror)
 	p.addIf(tune.rerror != "", "rerror", tune.rerror)
 	b.device(p)
