@@ -149,6 +149,11 @@ func probe(path string) (*volume, bool) {
 			}
 			v.Backing = b
 		}
+	} else if f := sniffFormat(buf); f != "" {
+		v.Format = f
+		if size := imageVirtualSize(path, f); size > 0 {
+			v.Capacity = size
+		}
 	} else if len(buf) >= 0x8001+5 && string(buf[0x8001:0x8006]) == "CD001" {
 		v.Format = "iso"
 	}

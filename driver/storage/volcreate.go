@@ -194,8 +194,27 @@ func (d *Driver) prepareBuild(ref libvirt.StoragePool, doc string, clone *libvir
 			}
 		}
 	default:
-		return nil, nil, compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromStorage,
-			"volume format '%s' is not supported by govirtd (raw and qcow2 are)", req.Format)
+		if !otherImageFormats[req.Format] {
+			return nil, nil, compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromStorage,
+				"volume format '%s' is not supported by govirtd (raw, qcow2, qcow, qed, vmdk, vpc and vdi are)", req.Format)
+		}
+		if job.prealloc {
+			return nil, nil, compat.Errorf(libvirt.ErrOperationUnsupported, compat.FromStorage, "metadata preallocation only available with qcow2")
+		}
+		if req.BackingPath != "" && (!backingFormats[req.Format] || clone != nil) {
+			return nil, nil, compat.Errorf(libvirt.ErrNoSupport, compat.FromStorage, "backing storage not supported for %s volumes", req.Format)
+		}
+		if req.BackingPath != "" {
+			if err := unix.Access(req.BackingPath, unix.R_OK); err != nil {
+				return nil, nil, systemError(err, "inaccessible backing store volume %s", req.BackingPath)
+			}
+			if req.BackingFormat == "" {
+				req.BackingFormat = "raw"
+				if bv, ok := probe(req.BackingPath); ok && bv.Type == "file" {
+					req.BackingFormat = bv.Format
+				}
+			}
+		}
 	}
 	return p, job, nil
 }
@@ -219,11 +238,14 @@ func (d *Driver) build(ctx context.Context, job *buildJob) error {
 	case r.Format == "raw":
 		err = createRaw(job.tmp, r, "")
 	default:
-		args := []string{"create", "-f", "qcow2"}
+		args := []string{"create", "-f", r.Format}
 		if r.BackingPath != "" {
 			args = append(args, "-b", r.BackingPath, "-F", r.BackingFormat)
 		}
-		args = append(args, "-o", qcow2Opts(job.prealloc, r), job.tmp)
+		if r.Format == "qcow2" {
+			args = append(args, "-o", qcow2Opts(job.prealloc, r))
+		}
+		args = append(args, job.tmp)
 		if r.Capacity > 0 || r.BackingPath == "" {
 			// libvirt gives qemu-img the size in KiB, rounded up.
 			args = append(args, fmt.Sprintf("%dK", (r.Capacity+1023)/1024))

@@ -102,8 +102,33 @@ func TestVolumeCreateRawAndQcow2(t *testing.T) {
 	// Errors.
 	_, err = e.d.StorageVolCreateXML(ctx, p, volXML("disk.qcow2", "1", "raw", ""), 0)
 	wantErr(t, err, libvirt.ErrStorageVolExist, "storage volume 'disk.qcow2' exists already")
-	_, err = e.d.StorageVolCreateXML(ctx, p, volXML("x", "1", "vmdk", ""), 0)
-	wantErr(t, err, libvirt.ErrConfigUnsupported, "volume format 'vmdk' is not supported")
+	_, err = e.d.StorageVolCreateXML(ctx, p, volXML("x", "1", "cloop", ""), 0)
+	wantErr(t, err, libvirt.ErrConfigUnsupported, "volume format 'cloop' is not supported")
+	// The other formats qemu-img makes: created, then found again by a
+	// refresh with their format and virtual size.
+	for _, f := range []string{"qcow", "qed", "vmdk", "vpc", "vdi"} {
+		if _, err := e.d.StorageVolCreateXML(ctx, p, volXML("img."+f, "4194304", f, ""), 0); err != nil {
+			t.Fatalf("create %s: %v", f, err)
+		}
+	}
+	if err := e.d.StoragePoolRefresh(ctx, p, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"qcow", "qed", "vmdk", "vpc", "vdi"} {
+		v, err := e.d.StorageVolLookupByName(ctx, p, "img."+f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, _ := e.d.StorageVolGetXMLDesc(ctx, v, 0)
+		info, _ := e.d.StorageVolGetInfo(ctx, v, 0)
+		// vpc rounds its size to its own geometry.
+		if !strings.Contains(x, "<format type='"+f+"'/>") || info.Capacity < 4194304 || info.Capacity > 4194304+1<<20 {
+			t.Errorf("%s after a refresh: capacity %d\n%s", f, info.Capacity, x)
+		}
+		if err := e.d.StorageVolDelete(ctx, v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	_, err = e.d.StorageVolCreateXML(ctx, p, volXML("x", "1", "nonsense", ""), 0)
 	wantErr(t, err, libvirt.ErrConfigUnsupported, "unknown volume format type nonsense")
 	_, err = e.d.StorageVolCreateXML(ctx, p, "<volume><name>x</name></volume>", 0)
