@@ -309,12 +309,14 @@ func ptyDiskCheck(t *testing.T, tty string, timeout time.Duration) {
 }
 
 // TestVirtInstallPoolDisk: virt-install, unmodified, creates a 1 GiB
-// volume in the pool 'default' (--disk size=1) and boots a guest on it;
+// volume in the pool 'default' (--disk size=1) and boots a guest on it
+// with its NIC on the network 'default' (the acceptance command);
 // the guest writes and reads back its disk.
 func TestVirtInstallPoolDisk(t *testing.T) {
+	requireNetworkTools(t)
 	deps.Require(t, "virt-install", "virsh", "qemu-img")
 	kernel, initrd := testGuest(t)
-	h := StartHost(t, HostOptions{})
+	h := StartHost(t, HostOptions{NetNS: true})
 	uri := h.UnixURI()
 	dir := filepath.Join(h.Dir, "images")
 	MustVirsh(t, uri, "pool-define-as", "default", "dir", "--target", dir)
@@ -323,7 +325,7 @@ func TestVirtInstallPoolDisk(t *testing.T) {
 	args := "console=ttyS0 quiet cryptomgr.notests pti=on tick_ms=200 disk_blocks=16 disk_rate=8"
 	r := run(t, 2*time.Minute, "virt-install", "--connect", uri,
 		"--import", "--name", "vi-pool", "--virt-type", "qemu", "--memory", "128", "--vcpus", "1",
-		"--disk", "size=1,bus=virtio", "--network", "user", "--osinfo", "detect=on,require=off",
+		"--disk", "size=1,bus=virtio", "--network", "network=default", "--osinfo", "detect=on,require=off",
 		"--boot", "kernel="+kernel+",initrd="+initrd+",kernel_args="+args,
 		"--noautoconsole")
 	if r.Err != nil {
@@ -334,6 +336,6 @@ func TestVirtInstallPoolDisk(t *testing.T) {
 	mustContain(t, "vol-list default", vols, "vi-pool.qcow2")
 	mustContain(t, "vol-info", MustVirsh(t, uri, "vol-info", "--pool", "default", "vi-pool.qcow2"), "Capacity:       1.00 GiB")
 	live := dumpLive(t, uri, "vi-pool")
-	mustContain(t, "live XML", MustVirsh(t, uri, "dumpxml", "vi-pool"), filepath.Join(dir, "vi-pool.qcow2"))
+	mustContain(t, "live XML", MustVirsh(t, uri, "dumpxml", "vi-pool"), filepath.Join(dir, "vi-pool.qcow2"), "<source network='default' bridge='virbr0'/>")
 	ptyDiskCheck(t, live.Devices.Consoles[0].TTY, 2*time.Minute)
 }
