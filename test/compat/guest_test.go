@@ -66,6 +66,10 @@ type GuestOptions struct {
 	// ACPI gives the guest ACPI (<features><acpi/>, no acpi=off), so it
 	// powers off at the ACPI power button (shutdown, reboot).
 	ACPI bool
+	// TickMS is the guest's tick (default 200): it rewrites DirtyRate's
+	// worth of pages each tick, so a shorter tick spreads the same rate
+	// over more, smaller bursts.
+	TickMS int
 }
 
 // GuestXML is a domain definition for the test guest, with a serial
@@ -76,7 +80,10 @@ func GuestXML(t *testing.T, o GuestOptions) string {
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = 128
 	}
-	cmdline := "console=ttyS0 quiet cryptomgr.notests acpi=off pti=on tick_ms=200"
+	if o.TickMS == 0 {
+		o.TickMS = 200
+	}
+	cmdline := fmt.Sprintf("console=ttyS0 quiet cryptomgr.notests acpi=off pti=on tick_ms=%d", o.TickMS)
 	features := ""
 	if o.ACPI {
 		cmdline = strings.Replace(cmdline, " acpi=off", "", 1)
