@@ -21,7 +21,7 @@ func TestParseEveryParam(t *testing.T) {
 		AddInt(ParamCompressionMTLevel, 0).AddInt(ParamCompressionMTThreads, 2).AddInt(ParamCompressionMTDThreads, 3).
 		AddULLong(ParamCompressionXBZRLE, 1<<20).AddInt(ParamAutoConvergeInitial, 20).AddInt(ParamAutoConvergeIncrement, 10).
 		AddInt(ParamParallelConnections, 4).AddString(ParamTLSDestination, "h.example").
-		AddULLong(ParamConvergenceStall, 30)
+		AddULLong(ParamConvergenceStall, 30).AddInt(ParamCompressionZlibLevel, 6).AddInt(ParamCompressionZstdLevel, 0)
 	p, err := Parse(l.Params())
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +36,7 @@ func TestParseEveryParam(t *testing.T) {
 		HasCompressionMTLevel: true, HasCompressionMTThreads: true, HasCompressionMTDThreads: true,
 		HasCompressionXBZRLECache: true, HasAutoConvergeInitial: true, HasAutoConvergeIncrement: true,
 		HasParallelConnections: true, ConvergenceStall: 30, HasConvergenceStall: true,
+		CompressionZlibLevel: 6, HasCompressionZlibLevel: true, CompressionZstdLevel: 0, HasCompressionZstdLevel: true,
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Fatalf("got %+v\nwant %+v", p, want)
@@ -61,9 +62,9 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown", new(typedparams.List).AddString("bogus", "x"), libvirt.ErrArgumentUnsupported,
 			"parameter 'bogus' not supported"},
-		// Added in libvirt 9.4, so a 9.0 daemon refuses it.
-		{"zlib level is 9.4", new(typedparams.List).AddInt("compression.zlib.level", 1), libvirt.ErrArgumentUnsupported,
-			"parameter 'compression.zlib.level' not supported"},
+		// Taken from libvirt 9.4 with its type.
+		{"zstd level as ullong", new(typedparams.List).AddULLong(ParamCompressionZstdLevel, 1), libvirt.ErrInvalidArg,
+			"invalid type 'ullong' for parameter 'compression.zstd.level', expected 'int'"},
 		{"bandwidth as int", new(typedparams.List).AddInt(ParamBandwidth, 1), libvirt.ErrInvalidArg,
 			"invalid type 'int' for parameter 'bandwidth', expected 'ullong'"},
 		{"uri twice", new(typedparams.List).AddString(ParamURI, "a").AddString(ParamURI, "b"), libvirt.ErrInvalidArg,
@@ -231,13 +232,27 @@ func TestTuningFor(t *testing.T) {
 	if err != nil || dst.CompressLevel != nil || dst.XBZRLECacheSize != nil || *dst.DecompressThreads != 2 || *dst.MultifdChannels != 4 {
 		t.Errorf("destination: %+v, %v", dst, err)
 	}
+	// zstd with --parallel (libvirt 9.4): the method and its level on both
+	// sides, no xbzrle.
+	p = &Params{Compression: []string{"zstd"}, CompressionZstdLevel: 3, HasCompressionZstdLevel: true}
+	for _, side := range []Side{SourceSide, DestinationSide} {
+		got, err := TuningFor(Live|Compressed|Parallel, p, side)
+		if err != nil || !got.Multifd || got.XBZRLE || got.MultifdCompression == nil || *got.MultifdCompression != "zstd" ||
+			got.MultifdZstdLevel == nil || *got.MultifdZstdLevel != 3 || got.MultifdZlibLevel != nil {
+			t.Errorf("zstd, side %d: %+v, %v", side, got, err)
+		}
+	}
 	for _, c := range []struct {
 		flags Flags
 		p     Params
 		msg   string
 	}{
 		{Live, Params{ParallelConnections: 2, HasParallelConnections: true}, "Turn parallel migration on to tune it"},
-		{Live | Compressed, Params{Compression: []string{"zstd"}}, "Unsupported compression method 'zstd'"},
+		{Live | Compressed, Params{Compression: []string{"lz4"}}, "Unsupported compression method 'lz4'"},
+		{Live | Compressed, Params{Compression: []string{"zstd"}}, "Compression method 'zstd' is only supported with parallel migration"},
+		{Live | Parallel, Params{Compression: []string{"zstd", "zlib"}}, "Only one compression method could be specified with parallel compression"},
+		{Live | Parallel, Params{Compression: []string{"zstd"}, CompressionZlibLevel: 1, HasCompressionZlibLevel: true}, "Turn zlib compression on to tune it"},
+		{Live | Parallel, Params{Compression: []string{"zlib"}, CompressionZstdLevel: 1, HasCompressionZstdLevel: true}, "Turn zstd compression on to tune it"},
 		{Live | Compressed, Params{Compression: []string{"mt", "mt"}}, "Compression method 'mt' is specified twice"},
 		{Live | Compressed, Params{Compression: []string{"xbzrle"}, CompressionMTThreads: 2, HasCompressionMTThreads: true}, "Turn multithread compression on to tune it"},
 		{Live | Compressed, Params{CompressionXBZRLECache: 1, HasCompressionXBZRLECache: true}, "Turn xbzrle compression on to tune it"},

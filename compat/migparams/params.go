@@ -33,6 +33,8 @@ const (
 	ParamCompressionMTThreads  = "compression.mt.threads"
 	ParamCompressionMTDThreads = "compression.mt.dthreads"
 	ParamCompressionXBZRLE     = "compression.xbzrle.cache"
+	ParamCompressionZlibLevel  = "compression.zlib.level"
+	ParamCompressionZstdLevel  = "compression.zstd.level"
 	ParamAutoConvergeInitial   = "auto_converge.initial"
 	ParamAutoConvergeIncrement = "auto_converge.increment"
 	ParamParallelConnections   = "parallel.connections"
@@ -46,10 +48,11 @@ const (
 )
 
 // Accepted is libvirt 9.0's QEMU_MIGRATION_PARAMETERS: every parameter the
-// QEMU driver's *3Params entry points accept, with its type. The
-// compression.zlib.level / compression.zstd.level parameters are absent on
-// purpose: they appeared in libvirt 9.4, and a 9.0 daemon refuses them as
-// unsupported, which is what a client talking to "libvirt 9.0" expects.
+// QEMU driver's *3Params entry points accept, with its type, plus the
+// compression.zlib.level / compression.zstd.level of libvirt 9.4, which go
+// with the multifd compression methods zlib and zstd (TuningFor) that
+// govirtd takes from 9.4 because a non-converging guest needs them with
+// --parallel. A libvirtd 9.0 peer refuses both as unsupported.
 var Accepted = map[string]typedparams.Type{
 	ParamURI:                   typedparams.TypeString,
 	ParamDestName:              typedparams.TypeString,
@@ -64,6 +67,8 @@ var Accepted = map[string]typedparams.Type{
 	ParamCompressionMTThreads:  typedparams.TypeInt,
 	ParamCompressionMTDThreads: typedparams.TypeInt,
 	ParamCompressionXBZRLE:     typedparams.TypeULLong,
+	ParamCompressionZlibLevel:  typedparams.TypeInt,
+	ParamCompressionZstdLevel:  typedparams.TypeInt,
 	ParamPersistXML:            typedparams.TypeString,
 	ParamAutoConvergeInitial:   typedparams.TypeInt,
 	ParamAutoConvergeIncrement: typedparams.TypeInt,
@@ -97,6 +102,8 @@ type Params struct {
 	CompressionMTThreads   int
 	CompressionMTDThreads  int
 	CompressionXBZRLECache uint64
+	CompressionZlibLevel   int
+	CompressionZstdLevel   int
 	AutoConvergeInitial    int
 	AutoConvergeIncrement  int
 	ParallelConnections    int
@@ -109,6 +116,8 @@ type Params struct {
 	HasCompressionMTThreads   bool
 	HasCompressionMTDThreads  bool
 	HasCompressionXBZRLECache bool
+	HasCompressionZlibLevel   bool
+	HasCompressionZstdLevel   bool
 	HasAutoConvergeInitial    bool
 	HasAutoConvergeIncrement  bool
 	HasParallelConnections    bool
@@ -163,6 +172,8 @@ func Parse(params []libvirt.TypedParam) (*Params, error) {
 	p.CompressionMTThreads, p.HasCompressionMTThreads = integer(ParamCompressionMTThreads)
 	p.CompressionMTDThreads, p.HasCompressionMTDThreads = integer(ParamCompressionMTDThreads)
 	p.CompressionXBZRLECache, p.HasCompressionXBZRLECache = ull(ParamCompressionXBZRLE)
+	p.CompressionZlibLevel, p.HasCompressionZlibLevel = integer(ParamCompressionZlibLevel)
+	p.CompressionZstdLevel, p.HasCompressionZstdLevel = integer(ParamCompressionZstdLevel)
 	p.AutoConvergeInitial, p.HasAutoConvergeInitial = integer(ParamAutoConvergeInitial)
 	p.AutoConvergeIncrement, p.HasAutoConvergeIncrement = integer(ParamAutoConvergeIncrement)
 	p.ParallelConnections, p.HasParallelConnections = integer(ParamParallelConnections)
@@ -233,6 +244,12 @@ func (p *Params) TypedParams() []libvirt.TypedParam {
 	}
 	if p.HasCompressionXBZRLECache {
 		l.AddULLong(ParamCompressionXBZRLE, p.CompressionXBZRLECache)
+	}
+	if p.HasCompressionZlibLevel {
+		l.AddInt(ParamCompressionZlibLevel, int32(p.CompressionZlibLevel))
+	}
+	if p.HasCompressionZstdLevel {
+		l.AddInt(ParamCompressionZstdLevel, int32(p.CompressionZstdLevel))
 	}
 	if p.HasAutoConvergeInitial {
 		l.AddInt(ParamAutoConvergeInitial, int32(p.AutoConvergeInitial))

@@ -24,6 +24,10 @@ type Tuning struct {
 	CompressThreads   *int64 // source
 	DecompressThreads *int64 // destination
 	MultifdChannels   *int64 // both
+	// MultifdCompression is zlib or zstd (both sides), with its level.
+	MultifdCompression *string
+	MultifdZlibLevel   *int64
+	MultifdZstdLevel   *int64
 	// PostcopyBandwidth is max-postcopy-bandwidth in bytes/s (source,
 	// bandwidth.postcopy); nil leaves QEMU's, 0 there means the precopy
 	// limit.
@@ -41,8 +45,11 @@ const (
 
 // TuningFor checks --compressed, --comp-methods, --comp-* and --parallel*
 // as libvirt 9.0 does and returns one side's settings. libvirt 9.0 knows
-// the methods xbzrle and mt (multifd's zlib and zstd came later);
-// VIR_MIGRATE_COMPRESSED without a method means xbzrle.
+// the methods xbzrle and mt; VIR_MIGRATE_COMPRESSED without a method means
+// xbzrle. The multifd methods zlib and zstd, and their levels, are taken
+// from libvirt 9.4 with its checks (only with --parallel, only one of
+// them); 9.4's refusal of xbzrle and mt with --parallel is not, as 9.0
+// accepts those.
 func TuningFor(flags Flags, p *Params, side Side) (Tuning, error) {
 	var t Tuning
 	arg := func(format string, args ...any) error {
@@ -52,14 +59,32 @@ func TuningFor(flags Flags, p *Params, side Side) (Tuning, error) {
 		return t, arg("Turn parallel migration on to tune it")
 	}
 	seen := map[string]bool{}
+	var multifdMethod string
 	for _, m := range p.Compression {
-		if m != "xbzrle" && m != "mt" {
+		switch m {
+		case "xbzrle", "mt", "zlib", "zstd":
+		default:
 			return t, arg("Unsupported compression method '%s'", m)
 		}
 		if seen[m] {
 			return t, arg("Compression method '%s' is specified twice", m)
 		}
+		if m == "zlib" || m == "zstd" {
+			if flags&Parallel == 0 {
+				return t, arg("Compression method '%s' is only supported with parallel migration", m)
+			}
+			if multifdMethod != "" {
+				return t, arg("Only one compression method could be specified with parallel compression")
+			}
+			multifdMethod = m
+		}
 		seen[m] = true
+	}
+	if p.HasCompressionZlibLevel && !seen["zlib"] {
+		return t, arg("Turn zlib compression on to tune it")
+	}
+	if p.HasCompressionZstdLevel && !seen["zstd"] {
+		return t, arg("Turn zstd compression on to tune it")
 	}
 	if (p.HasCompressionMTLevel || p.HasCompressionMTThreads || p.HasCompressionMTDThreads) && !seen["mt"] {
 		return t, arg("Turn multithread compression on to tune it")
@@ -91,6 +116,15 @@ func TuningFor(flags Flags, p *Params, side Side) (Tuning, error) {
 	}
 	if p.HasParallelConnections {
 		t.MultifdChannels = i64(int64(p.ParallelConnections))
+	}
+	if multifdMethod != "" {
+		t.MultifdCompression = &multifdMethod
+	}
+	if p.HasCompressionZlibLevel {
+		t.MultifdZlibLevel = i64(int64(p.CompressionZlibLevel))
+	}
+	if p.HasCompressionZstdLevel {
+		t.MultifdZstdLevel = i64(int64(p.CompressionZstdLevel))
 	}
 	return t, nil
 }

@@ -73,6 +73,9 @@ func tuningParams(p *qmp.MigrationParameters, t migparams.Tuning) {
 	p.CompressThreads = t.CompressThreads
 	p.DecompressThreads = t.DecompressThreads
 	p.MultifdChannels = t.MultifdChannels
+	p.MultifdCompression = t.MultifdCompression
+	p.MultifdZlibLevel = t.MultifdZlibLevel
+	p.MultifdZstdLevel = t.MultifdZstdLevel
 	if t.PostcopyBandwidth != nil {
 		p.MaxPostcopyBandwidth = t.PostcopyBandwidth
 	}
