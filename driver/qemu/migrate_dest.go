@@ -207,7 +207,7 @@ func (d *Driver) prepare(ctx context.Context, tp []libvirt.TypedParam, cookieIn 
 		}
 		go d.watchIncoming(dom, m)
 		if stream == nil {
-			uri, err = d.incomingURI(params, port)
+			uri, err = d.prepareURIOut(params, port)
 			if err != nil {
 				rb.Run()
 				return nil, "", err
@@ -299,21 +299,60 @@ func (d *Driver) incomingURI(p *migparams.Params, port int) (string, error) {
 	return "tcp:" + net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port)), nil
 }
 
+// parseMigrationURI splits a client's migrate_uri in the forms libvirt
+// accepts, QEMU's "tcp:HOST[:PORT]" and the URI "tcp://HOST[:PORT][/]",
+// into its host and port (0: none given).
+func parseMigrationURI(uri string) (host string, port int, wellFormed bool, err error) {
+	bad := compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "unable to parse migration URI %s", uri)
+	addr, ok := tcpMigrationAddr(uri)
+	if !ok || addr == "" {
+		return "", 0, false, bad
+	}
+	wellFormed = strings.HasPrefix(uri, "tcp://")
+	h, portStr, serr := net.SplitHostPort(addr)
+	if serr != nil {
+		// No port: the whole of it is the host.
+		return strings.Trim(addr, "[]"), 0, wellFormed, nil
+	}
+	if port, err = strconv.Atoi(portStr); err != nil || port <= 0 || port > 65535 {
+		return "", 0, false, bad
+	}
+	return h, port, wellFormed, nil
+}
+
+// prepareURIOut is the URI Prepare returns, as libvirt 9.0's
+// qemuMigrationDstPrepareDirect: none when the client's URI names a port,
+// so the source connects where the client said (a proxy, a NAT address);
+// the client's URI with the chosen port when it names none; this host's
+// own when the client gave no URI.
+func (d *Driver) prepareURIOut(p *migparams.Params, port int) (string, error) {
+	if p.URI == "" {
+		return d.incomingURI(p, port)
+	}
+	host, given, wellFormed, err := parseMigrationURI(p.URI)
+	switch {
+	case err != nil:
+		return "", err
+	case given != 0:
+		return "", nil
+	case wellFormed:
+		return "tcp://" + net.JoinHostPort(host, strconv.Itoa(port)), nil
+	}
+	return fmt.Sprintf("%s:%d", p.URI, port), nil
+}
+
 // reserveMigrationPort picks the port of an incoming migration: the one in
 // the client's URI (--migrateuri tcp:HOST:PORT), or the first free one of
 // migration_port_min..max.
 func (d *Driver) reserveMigrationPort(p *migparams.Params) (int, error) {
 	if p.URI != "" {
-		u := p.URI
-		if addr, ok := tcpMigrationAddr(u); ok {
-			u = addr
+		_, port, _, err := parseMigrationURI(p.URI)
+		if err != nil {
+			return 0, err
 		}
-		if _, portStr, err := net.SplitHostPort(u); err == nil {
-			if port, err := strconv.Atoi(portStr); err == nil && port > 0 && port < 65536 {
-				return port, nil
-			}
+		if port != 0 {
+			return port, nil
 		}
-		return 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "unable to parse migration URI %s", p.URI)
 	}
 	addr := d.migrationListenAddress(p)
 	d.portMu.Lock()
@@ -570,7 +609,7 @@ func (d *Driver) prepareResume(ctx context.Context, name string, uuid libvirt.UU
 	if err := mon.MigrateRecover(ctx, "tcp:"+net.JoinHostPort(d.migrationListenAddress(params), strconv.Itoa(port))); err != nil {
 		return fail(compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration in job: %v", err))
 	}
-	uri, err := d.incomingURI(params, port)
+	uri, err := d.prepareURIOut(params, port)
 	if err != nil {
 		return fail(err)
 	}

@@ -331,7 +331,9 @@ func (d *Driver) performPeerToPeer(ctx context.Context, ref libvirt.Domain, dcon
 		}
 		return cerr
 	}
-	if len(uriOut) == 1 && params.URI == "" {
+	if len(uriOut) == 1 {
+		// The destination's choice, or nothing when the caller's URI
+		// named a port (libvirt's p2p source takes uri_out likewise).
 		destParams.URI = uriOut[0]
 		m.params.URI = uriOut[0]
 	}
@@ -346,6 +348,74 @@ func (d *Driver) performPeerToPeer(ctx context.Context, ref libvirt.Domain, dcon
 	if perr != nil {
 		// perform ended the source job and restored the guest; tell the
 		// destination to drop its copy.
+		peer.DomainMigrateFinish3Params(destParams.TypedParams(), nil, destFlags, 1)
+		return perr
+	}
+	_, finCookie, ferr := peer.DomainMigrateFinish3Params(destParams.TypedParams(), perfCookie, destFlags, 0)
+	cerr := d.confirm(dom, m, finCookie, flags, ferr != nil)
+	if ferr != nil {
+		return relayError(ferr)
+	}
+	return cerr
+}
+
+// resumePeerToPeer drives a post-copy recovery (VIR_MIGRATE_POSTCOPY_RESUME)
+// from the source, as libvirtd's peer-to-peer mode does: the five steps of
+// a managed recovery, with this daemon as the destination's client. Any
+// failure leaves both halves waiting in post-copy failed, for another try;
+// the source is never resumed.
+func (d *Driver) resumePeerToPeer(ctx context.Context, ref libvirt.Domain, dconnuri string, tp []libvirt.TypedParam, flags uint32) error {
+	dom, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	params, err := migparams.Parse(tp)
+	if err != nil {
+		return err
+	}
+	if err := migparams.CheckFlags(migparams.Flags(flags)); err != nil {
+		return err
+	}
+	beginCookie, xml, err := d.beginResume(ctx, dom, params, flags)
+	if err != nil {
+		return err
+	}
+	m := dom.migJob(migration.Source)
+	if m == nil {
+		return errNotMigrating(dom.name)
+	}
+	m.job.PeerURI = dconnuri
+	peer, err := dialPeer(ctx, dconnuri)
+	if err != nil {
+		d.failPostcopy(dom, m)
+		return err
+	}
+	defer peer.Disconnect()
+	destParams := *params
+	destParams.DestXML = xml
+	destFlags := uint32((migparams.Flags(flags) &^ migparams.ChangeProtection).DestFlags())
+	prepCookie, uriOut, err := peer.DomainMigratePrepare3Params(destParams.TypedParams(), beginCookie, destFlags)
+	if err != nil {
+		d.failPostcopy(dom, m)
+		return relayError(err)
+	}
+	if len(uriOut) == 1 {
+		// The destination's choice, or nothing when the caller's URI
+		// named a port (libvirt's p2p source takes uri_out likewise).
+		destParams.URI = uriOut[0]
+		m.params.URI = uriOut[0]
+	}
+	if _, err := d.acceptCookie(dom, prepCookie); err != nil {
+		d.failPostcopy(dom, m)
+		return err
+	}
+	if destParams.DestName == "" {
+		destParams.DestName = dom.name
+	}
+	perfCookie, perr := d.performResume(dom, m)
+	if perr != nil {
+		// performResume left the source in post-copy failed; the
+		// destination's Finish (cancelled) does the same there.
 		peer.DomainMigrateFinish3Params(destParams.TypedParams(), nil, destFlags, 1)
 		return perr
 	}

@@ -143,7 +143,7 @@ func (d *Driver) identity(dom *domain) migcookie.Identity {
 func (d *Driver) MigratePerform3(ctx context.Context, ref libvirt.Domain, dconnuri string, tp []libvirt.TypedParam, cookieIn []byte, flags uint32) ([]byte, error) {
 	if migparams.Flags(flags)&migparams.PeerToPeer != 0 || dconnuri != "" {
 		if migparams.Flags(flags)&migparams.PostcopyResume != 0 {
-			return nil, compat.Errorf(libvirt.ErrArgumentUnsupported, compat.FromQEMU, "post-copy recovery of a peer-to-peer migration is not supported by govirtd: resume it without --p2p")
+			return nil, d.resumePeerToPeer(ctx, ref, dconnuri, tp, flags)
 		}
 		return nil, d.performPeerToPeer(ctx, ref, dconnuri, tp, flags)
 	}

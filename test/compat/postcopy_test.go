@@ -215,39 +215,55 @@ func waitState(t *testing.T, h *Host, name, want string, timeout time.Duration) 
 // every page intact.
 func TestMigratePostcopyRecovery(t *testing.T) {
 	t.Parallel()
-	a, b, serial := twoHosts(t, "pr", nonConverging)
-	before, _ := LastTick(serial)
-	// A slow post-copy phase, so there is time to break it.
-	migrate := background(t, 3*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "--postcopy", "--bandwidth", "8", "--postcopy-bandwidth", "1", "pr", b.URI())
-	time.Sleep(3 * time.Second)
-	MustVirsh(t, a.URI(), "migrate-postcopy", "pr")
-	waitState(t, b, "pr", "running (post-copy)", time.Minute)
-	waitState(t, a, "pr", "paused (post-copy)", 10*time.Second)
+	testPostcopyRecovery(t, "pr")
+}
 
-	MustVirsh(t, a.URI(), "domjobabort", "--postcopy", "pr")
-	r := <-migrate
+// TestMigratePostcopyRecoveryP2P is the same in peer-to-peer mode, the
+// source daemon driving the destination in the migration and in its
+// recovery.
+func TestMigratePostcopyRecoveryP2P(t *testing.T) {
+	t.Parallel()
+	testPostcopyRecovery(t, "pq", "--p2p")
+}
+
+func testPostcopyRecovery(t *testing.T, name string, mode ...string) {
+	a, b, serial := twoHosts(t, name, nonConverging)
+	before, _ := LastTick(serial)
+	migrate := func(args ...string) []string {
+		argv := append([]string{"-c", a.URI(), "migrate", "--live"}, mode...)
+		return append(append(argv, args...), name, b.URI())
+	}
+	// A slow post-copy phase, so there is time to break it.
+	migrating := background(t, 3*time.Minute, "virsh", migrate("--postcopy", "--bandwidth", "8", "--postcopy-bandwidth", "1")...)
+	time.Sleep(3 * time.Second)
+	MustVirsh(t, a.URI(), "migrate-postcopy", name)
+	waitState(t, b, name, "running (post-copy)", time.Minute)
+	waitState(t, a, name, "paused (post-copy)", 10*time.Second)
+
+	MustVirsh(t, a.URI(), "domjobabort", "--postcopy", name)
+	r := <-migrating
 	if r.Err == nil || !strings.Contains(r.Stderr, "failed in post-copy phase") {
 		t.Fatalf("migration whose post-copy connection broke: %s", r)
 	}
-	waitState(t, a, "pr", "paused (post-copy failed)", 10*time.Second)
-	waitState(t, b, "pr", "running (post-copy failed)", 10*time.Second)
+	waitState(t, a, name, "paused (post-copy failed)", 10*time.Second)
+	waitState(t, b, name, "running (post-copy failed)", 10*time.Second)
 	if len(a.QEMUPids()) != 1 || len(b.QEMUPids()) != 1 {
 		t.Fatalf("after the break: QEMU on %s %v, on %s %v; want one each", a.Name, a.QEMUPids(), b.Name, b.QEMUPids())
 	}
 	// Only a recovery may continue it; a new migration is refused, and
 	// so is a recovery of a domain that has nothing to recover.
-	if r := Virsh(t, a.URI(), "migrate", "--live", "--postcopy", "pr", b.URI()); r.Err == nil || !strings.Contains(r.Stderr, "has a failed post-copy migration: resume it with --postcopy-resume") {
+	if r := run(t, time.Minute, "virsh", migrate("--postcopy")...); r.Err == nil || !strings.Contains(r.Stderr, "has a failed post-copy migration: resume it with --postcopy-resume") {
 		t.Fatalf("a fresh migration of a guest split by a failed post-copy was accepted: %s", r)
 	}
-	if r := Virsh(t, b.URI(), "migrate", "--live", "--postcopy", "--postcopy-resume", "pr", a.URI()); r.Err == nil || !strings.Contains(r.Stderr, "has no failed post-copy migration to resume") {
+	if r := Virsh(t, b.URI(), append(append([]string{"migrate", "--live"}, mode...), "--postcopy", "--postcopy-resume", name, a.URI())...); r.Err == nil || !strings.Contains(r.Stderr, "has no failed post-copy migration to resume") {
 		t.Fatalf("recovery from the destination's side: %s", r)
 	}
 
-	if r := run(t, 4*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "--postcopy", "--postcopy-resume", "--postcopy-bandwidth", "1000", "pr", b.URI()); r.Err != nil {
+	if r := run(t, 4*time.Minute, "virsh", migrate("--postcopy", "--postcopy-resume", "--postcopy-bandwidth", "1000")...); r.Err != nil {
 		t.Fatalf("post-copy recovery: %s", r)
 	}
-	checkMoved(t, a, b, "pr", serial, before)
-	if st := domstate(t, b, "pr"); st != "running (migrated)" {
+	checkMoved(t, a, b, name, serial, before)
+	if st := domstate(t, b, name); st != "running (migrated)" {
 		t.Fatalf("destination after the recovery: %q", st)
 	}
 }
