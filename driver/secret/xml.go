@@ -101,7 +101,10 @@ func parseUsage(u *libvirtxml.SecretUsage, d *def) error {
 	default:
 		return compat.Errorf(libvirt.ErrConfigUnsupported, compat.FromSecret, "unknown secret usage type %s", u.Type)
 	}
-	if id == "" {
+	// Blank counts as missing: the formatted definition prints blank text
+	// as an empty element, which would not parse again (libvirt keeps a
+	// blank id; nobody names a volume or a target with whitespace only).
+	if strings.TrimSpace(id) == "" {
 		return compat.Errorf(libvirt.ErrInternalError, compat.FromSecret, "%s", missing)
 	}
 	d.UsageID = id
