@@ -156,16 +156,25 @@ func LastTick(path string) (Tick, bool) {
 // newest tick), or fails the test.
 func WaitTicks(t *testing.T, path string, beyond int, timeout time.Duration) Tick {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if tk, ok := LastTick(path); ok && tk.N > beyond {
-			return tk
-		}
-		time.Sleep(100 * time.Millisecond)
+	if tk, ok := waitTicks(path, beyond, timeout); ok {
+		return tk
 	}
 	data, _ := os.ReadFile(path)
 	t.Fatalf("guest did not tick past %d within %v; serial log:\n%s", beyond, timeout, tail(string(data), 20))
 	return Tick{}
+}
+
+// waitTicks waits for a tick numbered above beyond; false if none came in
+// time.
+func waitTicks(path string, beyond int, timeout time.Duration) (Tick, bool) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if tk, ok := LastTick(path); ok && tk.N > beyond {
+			return tk, true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return Tick{}, false
 }
 
 func tail(s string, n int) string {
