@@ -203,6 +203,29 @@ type Event struct {
 	// (the URI only for VIR_DOMAIN_METADATA_ELEMENT).
 	MetadataType int32
 	MetadataURI  string
+	// SrcPath, DevAlias, IOErrorAction and IOErrorReason, for ID ==
+	// DomainEventIDIoError and DomainEventIDIoErrorReason: the disk's
+	// source, its alias, a virDomainEventIOErrorAction and, for the
+	// second, "enospc" or "".
+	SrcPath, DevAlias string
+	IOErrorAction     int32
+	IOErrorReason     string
+}
+
+// DiskError is one entry of virDomainGetDiskErrors: a disk's target and
+// its virDomainDiskErrorCode. (go-libvirt's DomainDiskError hides the
+// code in an unexported field, so the wire form is declared here.)
+type DiskError struct {
+	Disk  string
+	Error int32
+}
+
+// DomainDiskErrors reports running domains' disk errors (virsh
+// domblkerror). A driver that has them implements it.
+type DomainDiskErrors interface {
+	// GetDiskErrors returns up to maxErrors disks with an error and their
+	// number; with maxErrors 0, no errors and the number of disks.
+	GetDiskErrors(ctx context.Context, dom libvirt.Domain, maxErrors, flags uint32) ([]DiskError, int32, error)
 }
 
 type connIDKey struct{}

@@ -114,6 +114,12 @@ func encodeEvent(callbackID int32, ev driver.Event) (rpc.Procedure, []byte, bool
 	case libvirt.DomainEventIDJobCompleted:
 		proc = rpc.ProcDomainEventCallbackJobCompleted
 		msg = &libvirt.DomainEventCallbackJobCompletedMsg{CallbackID: callbackID, Dom: ev.Dom, Params: ev.Params}
+	case libvirt.DomainEventIDIoError:
+		proc = rpc.ProcDomainEventCallbackIOError
+		msg = &libvirt.DomainEventCallbackIOErrorMsg{CallbackID: callbackID, Msg: libvirt.DomainEventIOErrorMsg{Dom: ev.Dom, SrcPath: ev.SrcPath, DevAlias: ev.DevAlias, Action: ev.IOErrorAction}}
+	case libvirt.DomainEventIDIoErrorReason:
+		proc = rpc.ProcDomainEventCallbackIOErrorReason
+		msg = &libvirt.DomainEventCallbackIOErrorReasonMsg{CallbackID: callbackID, Msg: libvirt.DomainEventIOErrorReasonMsg{Dom: ev.Dom, SrcPath: ev.SrcPath, DevAlias: ev.DevAlias, Action: ev.IOErrorAction, Reason: ev.IOErrorReason}}
 	case libvirt.DomainEventIDMetadataChange:
 		proc = rpc.ProcDomainEventCallbackMetadataChange
 		m := &libvirt.DomainEventCallbackMetadataChangeMsg{CallbackID: callbackID, Dom: ev.Dom, Type: ev.MetadataType}

@@ -79,6 +79,7 @@ func registerHandlers(t *Table, s *Server) {
 	registerEmptyDriverHandlers(t, s)
 	registerConsoleHandlers(t, s)
 	registerScreenshotHandlers(t, s)
+	registerDiskErrorHandlers(t, s)
 	if s.secrets != nil {
 		registerSecretHandlers(t, s)
 	}

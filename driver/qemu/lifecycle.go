@@ -446,6 +446,8 @@ func (d *Driver) handleEvent(dom *domain, mon *qmp.Monitor, ev qmp.Event) {
 		d.handleGuestShutdown(dom, mon, ev)
 	case qmp.EventBalloonChange:
 		d.balloonChanged(dom, ev)
+	case qmp.EventBlockIOError:
+		d.blockIOError(dom, ev)
 	case qmp.EventDeviceDeleted:
 		d.deviceDeleted(dom, mon, ev)
 	}

@@ -125,6 +125,9 @@ func (d *Driver) beginMigJob(ctx context.Context, dom *domain, role migration.Ro
 	m := &migState{job: migration.New(role, uint64(flags)), release: release, params: params}
 	m.job.ConnID = driver.ConnID(ctx)
 	dom.mu.Lock()
+	if role == migration.Source {
+		m.job.NotRunningBefore = dom.state != libvirt.DomainRunning
+	}
 	dom.mig = m
 	dom.mu.Unlock()
 	return m, nil

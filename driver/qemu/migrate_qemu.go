@@ -46,6 +46,15 @@ type sourceRun struct {
 	// guard is the convergence guard (nil or disabled: libvirt's
 	// behaviour).
 	guard *convergence.Guard
+	// abortOnError (VIR_MIGRATE_ABORT_ON_ERROR) cancels the migration
+	// when a disk I/O error pauses the guest.
+	abortOnError bool
+}
+
+// errIOErrorAbort is libvirt's error for a migration cancelled by
+// --abort-on-error.
+func errIOErrorAbort() error {
+	return compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: failed due to I/O error")
 }
 
 // newGuard makes the convergence guard of an outgoing migration: the
@@ -203,6 +212,14 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 			d.log.Info("convergence guard: actions this migration cannot take are passed over", "domain", dom.name, "skipped", fmt.Sprint(sk))
 		}
 	}
+	if r.abortOnError {
+		dom.mu.Lock()
+		ioPaused := dom.state == libvirt.DomainPaused && dom.reason == int32(libvirt.DomainPausedIoerror)
+		dom.mu.Unlock()
+		if ioPaused {
+			return qmp.MigrationInfo{}, errIOErrorAbort()
+		}
+	}
 	started := time.Now()
 	if err := mon.Migrate(ctx, qemuURI); err != nil {
 		return qmp.MigrationInfo{}, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: %v", err)
@@ -226,6 +243,15 @@ func (d *Driver) runSourceMigration(ctx context.Context, dom *domain, mon *qmp.M
 				return qmp.MigrationInfo{}, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "migration out job: QEMU went away during migration")
 			}
 			switch ev.Name {
+			case qmp.EventBlockIOError:
+				// libvirt checks for a guest paused by an I/O error
+				// while it waits for the migration; the event is that
+				// pause.
+				if r.abortOnError && ioErrorAction(ev.DataString("action")) == libvirt.DomainEventIoErrorPause {
+					d.log.Warn("disk I/O error during migration: aborting it (--abort-on-error)", "domain", dom.name)
+					mon.MigrateCancel(ctx)
+					return qmp.MigrationInfo{}, errIOErrorAbort()
+				}
 			case "MIGRATION_PASS":
 				if pass, ok := ev.Data["pass"].(float64); ok {
 					d.emit(driver.Event{ID: libvirt.DomainEventIDMigrationIteration, Dom: dom.ref(), Iteration: int32(pass)})
@@ -311,7 +337,7 @@ func finalMigrationInfo(ctx context.Context, mon *qmp.Monitor) (qmp.MigrationInf
 // restoreSource undoes an outgoing migration that did not complete:
 // migration settings back as they were, and the guest running again if the
 // migration paused it.
-func (d *Driver) restoreSource(ctx context.Context, dom *domain, mon *qmp.Monitor) {
+func (d *Driver) restoreSource(ctx context.Context, dom *domain, m *migState, mon *qmp.Monitor) {
 	// A cancel in flight must be finished before the guest runs again.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -325,6 +351,12 @@ func (d *Driver) restoreSource(ctx context.Context, dom *domain, mon *qmp.Monito
 		time.Sleep(50 * time.Millisecond)
 	}
 	d.resetMigrationSettings(ctx, dom, mon)
+	if m != nil && m.job.NotRunningBefore {
+		// Paused before the migration (virsh suspend, an I/O error):
+		// it stays so, as libvirt resumes only a guest that ran
+		// (qemuMigrationSrcRestoreDomainState).
+		return
+	}
 	d.resumeAfterMigration(ctx, dom, mon)
 }
 
@@ -365,11 +397,18 @@ func (d *Driver) resumeAfterMigration(ctx context.Context, dom *domain, mon *qmp
 		dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningMigrationCanceled))
 		return
 	}
+	// Running before cont: a guest that stops again at once (a disk
+	// request that fails again) is paused by the events that follow, which
+	// must not find it still recorded paused.
+	dom.mu.Lock()
+	prevState, prevReason := dom.state, dom.reason
+	dom.mu.Unlock()
+	dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningMigrationCanceled))
 	if err := mon.Cont(ctx); err != nil {
+		dom.setState(prevState, prevReason)
 		d.log.Error("resume after failed migration", "domain", dom.name, "err", err)
 		return
 	}
-	dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningMigrationCanceled))
 	d.saveStatus(dom)
 	d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedMigrated))
 }

@@ -139,7 +139,7 @@ func (d *Driver) resolve(dom *domain, m *migState) {
 			}
 			d.log.Info("destination does not run the guest: resuming it here", "domain", dom.name)
 			if mon, err := dom.monitor(); err == nil {
-				d.restoreSource(d.ctx, dom, mon)
+				d.restoreSource(d.ctx, dom, m, mon)
 			}
 			d.endMigJob(dom, m)
 			return
@@ -205,7 +205,7 @@ func (d *Driver) recoverJob(ctx context.Context, dom *domain, job *migration.Job
 				go d.resolve(dom, m)
 				return
 			}
-			d.restoreSource(ctx, dom, mon)
+			d.restoreSource(ctx, dom, m, mon)
 		}
 		d.endMigJob(dom, m)
 	default:

@@ -179,7 +179,7 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 		// A failed Perform ends the source job: the client calls Finish
 		// (cancelled) on the destination and no Confirm here.
 		if mon, merr := dom.monitor(); merr == nil {
-			d.restoreSource(ctx, dom, mon)
+			d.restoreSource(ctx, dom, m, mon)
 		}
 		d.endMigJob(dom, m)
 		return nil, err
@@ -241,7 +241,8 @@ func (d *Driver) perform(dom *domain, m *migState, cookieIn []byte, flags uint32
 		return fail(err)
 	}
 	m.guard = d.newGuard(m.params, migparams.Flags(flags))
-	run := sourceRun{guard: m.guard, bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime, tunnelled: m.tunnel != nil, tuning: tuning}
+	run := sourceRun{guard: m.guard, bandwidthMiB: bw, autoConverge: migparams.Flags(flags)&migparams.AutoConverge != 0, downtimeLimit: downtime, tunnelled: m.tunnel != nil, tuning: tuning,
+		abortOnError: migparams.Flags(flags)&migparams.AbortOnError != 0}
 	if migparams.Flags(flags)&migparams.TLS != 0 {
 		// The destination's certificate must name the host the stream
 		// goes to, as libvirt sets tls-hostname.
@@ -380,7 +381,7 @@ func (d *Driver) confirm(dom *domain, m *migState, cookieIn []byte, flags uint32
 		// QEMU never completed (the destination refused in Prepare, or the
 		// transfer failed): the source never stopped for good.
 		if mon, err := dom.monitor(); err == nil {
-			d.restoreSource(ctx, dom, mon)
+			d.restoreSource(ctx, dom, m, mon)
 		}
 		d.endMigJob(dom, m)
 		return d.fire("confirm-end", dom)
@@ -393,7 +394,7 @@ func (d *Driver) confirm(dom *domain, m *migState, cookieIn []byte, flags uint32
 		d.finishSource(ctx, dom, m, flags)
 	case peerDoesNotRun:
 		if mon, err := dom.monitor(); err == nil {
-			d.restoreSource(ctx, dom, mon)
+			d.restoreSource(ctx, dom, m, mon)
 		}
 		d.endMigJob(dom, m)
 	default:

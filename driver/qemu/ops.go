@@ -219,15 +219,24 @@ func (d *Driver) Resume(ctx context.Context, ref libvirt.Domain) error {
 		if err != nil {
 			return err
 		}
-		if err := mon.Cont(ctx); err != nil {
-			return err
-		}
+		// Recorded running before cont: a guest that QEMU stops again at
+		// once (a disk request that fails again) is paused by the events
+		// that follow, which must find it running.
 		dom.mu.Lock()
+		prevState, prevReason := dom.state, dom.reason
 		changed := dom.state == libvirt.DomainPaused
 		if changed {
 			dom.state, dom.reason = libvirt.DomainRunning, int32(libvirt.DomainRunningUnpaused)
 		}
 		dom.mu.Unlock()
+		if err := mon.Cont(ctx); err != nil {
+			dom.mu.Lock()
+			if dom.state == libvirt.DomainRunning && dom.reason == int32(libvirt.DomainRunningUnpaused) {
+				dom.state, dom.reason = prevState, prevReason
+			}
+			dom.mu.Unlock()
+			return err
+		}
 		if changed {
 			d.saveStatus(dom)
 			d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedUnpaused))

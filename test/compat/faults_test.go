@@ -171,3 +171,32 @@ func stateOf(t *testing.T, h *Host, name string) string {
 	}
 	return strings.TrimSpace(r.Stdout)
 }
+
+// TestFailedMigrationLeavesPausedGuestPaused: a guest the user paused
+// before a migration that fails (here the destination's Finish, after the
+// source QEMU sent everything) is left paused on the source, not resumed:
+// libvirt resumes only a guest that was running when the migration began.
+func TestFailedMigrationLeavesPausedGuestPaused(t *testing.T) {
+	t.Parallel()
+	deps.Require(t, "virsh", "qemu-system-x86_64")
+	a := StartHost(t, HostOptions{Name: "fp-a"})
+	b := StartHost(t, HostOptions{Name: "fp-b", Extra: fmt.Sprintf("fault_injection = [ %q ]\n", "finish:error")})
+	serial := filepath.Join(a.Dir, "fp.serial")
+	defineGuest(t, a, GuestOptions{Name: "fp", Serial: serial})
+	MustVirsh(t, a.URI(), "start", "fp")
+	WaitTicks(t, serial, 2, 60*time.Second)
+	MustVirsh(t, a.URI(), "suspend", "fp")
+	if r := run(t, 2*time.Minute, "virsh", "-c", a.URI(), "migrate", "--live", "fp", b.URI()); r.Err == nil {
+		t.Fatalf("migration with a failing Finish succeeded: %s", r)
+	}
+	if st := domstate(t, a, "fp"); st != "paused (user)" {
+		t.Fatalf("the paused guest after the failed migration: %q, want paused (user)", st)
+	}
+	before, _ := LastTick(serial)
+	time.Sleep(2 * time.Second)
+	if now, _ := LastTick(serial); now.N != before.N {
+		t.Fatalf("the paused guest ticked on after the failed migration: %d -> %d", before.N, now.N)
+	}
+	MustVirsh(t, a.URI(), "resume", "fp")
+	WaitTicks(t, serial, before.N+2, 30*time.Second)
+}

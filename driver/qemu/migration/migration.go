@@ -110,6 +110,10 @@ type Job struct {
 	// CreatedImages are the disk images the destination created for a
 	// storage migration: if it fails, even after a restart, they go.
 	CreatedImages []string `json:"created_images,omitempty"`
+	// NotRunningBefore: the guest was not running when the outgoing
+	// migration began (libvirt's preMigrationState), so a failed
+	// migration leaves it paused rather than resuming it.
+	NotRunningBefore bool `json:"not_running_before,omitempty"`
 	// ConnID is the client connection that owns the job (managed mode):
 	// when it closes before the job ends, the job is cleaned up.
 	ConnID uint64 `json:"-"`

@@ -20,6 +20,9 @@ const (
 	EventMigration     = "MIGRATION"      // data: status string
 	EventMigrationPass = "MIGRATION_PASS" // data: pass int
 	EventBalloonChange = "BALLOON_CHANGE" // data: actual int (bytes)
+	// EventBlockIOError: a disk request failed; data: device, node-name,
+	// operation, action ("stop", "report", "ignore"), nospace, reason.
+	EventBlockIOError = "BLOCK_IO_ERROR"
 )
 
 // Event is an asynchronous QMP event.
