@@ -11,6 +11,28 @@ import (
 	"time"
 )
 
+// A cancelled context (the daemon shutting down) skips the grace period
+// but still waits for the killed process to be gone.
+func TestKillWithCancelledContext(t *testing.T) {
+	p, err := Start(Spec{Path: "/bin/sh", Args: []string{"-c", "trap '' TERM; exec sleep 30"}, LogPath: filepath.Join(t.TempDir(), "log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the trap is set
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if err := p.Kill(ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if p.Running() {
+		t.Fatal("Kill returned with the process still running")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Kill with a cancelled context took %v: the grace period was not skipped", d)
+	}
+}
+
 func TestStartWaitKill(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "log")
 	p, err := Start(Spec{Path: "/bin/sleep", Args: []string{"30"}, LogPath: log})
