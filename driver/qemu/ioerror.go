@@ -85,14 +85,10 @@ func (d *Driver) blockIOError(dom *domain, ev qmp.Event) {
 	}
 }
 
-// DiskError is one disk's error for virDomainGetDiskErrors: its target and
-// a virDomainDiskErrorCode.
-type DiskError = driver.DiskError
-
 // GetDiskErrors implements driver.DomainDiskErrors: the disks whose
 // io-status is not ok, at most maxErrors of them; with maxErrors 0 the
 // number of disks, which is what a caller sizes its array by (as libvirt).
-func (d *Driver) GetDiskErrors(ctx context.Context, ref libvirt.Domain, maxErrors, flags uint32) ([]DiskError, int32, error) {
+func (d *Driver) GetDiskErrors(ctx context.Context, ref libvirt.Domain, maxErrors, flags uint32) ([]driver.DiskError, int32, error) {
 	if flags != 0 {
 		return nil, 0, compat.Errorf(libvirt.ErrInvalidArg, compat.FromQEMU, "qemuDomainGetDiskErrors: unsupported flags (0x%x)", flags)
 	}
@@ -120,7 +116,7 @@ func (d *Driver) GetDiskErrors(ctx context.Context, ref libvirt.Domain, maxError
 	if err != nil {
 		return nil, 0, compat.Errorf(libvirt.ErrOperationFailed, compat.FromQEMU, "query-block: %v", err)
 	}
-	var out []DiskError
+	var out []driver.DiskError
 	for i := range live.Devices.Disks {
 		if uint32(len(out)) == maxErrors {
 			break
@@ -134,7 +130,7 @@ func (d *Driver) GetDiskErrors(ctx context.Context, ref libvirt.Domain, maxError
 		if info.IOStatus == "nospace" {
 			code = libvirt.DomainDiskErrorNoSpace
 		}
-		out = append(out, DiskError{Disk: disk.Target.Dev, Error: int32(code)})
+		out = append(out, driver.DiskError{Disk: disk.Target.Dev, Error: int32(code)})
 	}
 	return out, int32(len(out)), nil
 }

@@ -341,13 +341,19 @@ func (d *Driver) performPeerToPeer(ctx context.Context, ref libvirt.Domain, dcon
 	if perr != nil && m.tunnel != nil {
 		m.tunnel.abort(perr)
 	}
+	// perform ended the source job and restored the guest if it failed.
+	return d.finishPeer(peer, dom, m, destParams, destFlags, flags, perfCookie, perr)
+}
+
+// finishPeer ends a migration this daemon drives: Finish on the
+// destination, cancelled when Perform failed (which settled the source
+// already), else Confirm here with Finish's outcome.
+func (d *Driver) finishPeer(peer *libvirt.Libvirt, dom *domain, m *migState, destParams migparams.Params, destFlags, flags uint32, perfCookie []byte, perr error) error {
 	// Finish finds the incoming domain by name, cancelled or not.
 	if destParams.DestName == "" {
 		destParams.DestName = dom.name
 	}
 	if perr != nil {
-		// perform ended the source job and restored the guest; tell the
-		// destination to drop its copy.
 		peer.DomainMigrateFinish3Params(destParams.TypedParams(), nil, destFlags, 1)
 		return perr
 	}
@@ -409,22 +415,10 @@ func (d *Driver) resumePeerToPeer(ctx context.Context, ref libvirt.Domain, dconn
 		d.failPostcopy(dom, m)
 		return err
 	}
-	if destParams.DestName == "" {
-		destParams.DestName = dom.name
-	}
+	// A failed performResume leaves the source in post-copy failed; the
+	// destination's Finish (cancelled) does the same there.
 	perfCookie, perr := d.performResume(dom, m)
-	if perr != nil {
-		// performResume left the source in post-copy failed; the
-		// destination's Finish (cancelled) does the same there.
-		peer.DomainMigrateFinish3Params(destParams.TypedParams(), nil, destFlags, 1)
-		return perr
-	}
-	_, finCookie, ferr := peer.DomainMigrateFinish3Params(destParams.TypedParams(), perfCookie, destFlags, 0)
-	cerr := d.confirm(dom, m, finCookie, flags, ferr != nil)
-	if ferr != nil {
-		return relayError(ferr)
-	}
-	return cerr
+	return d.finishPeer(peer, dom, m, destParams, destFlags, flags, perfCookie, perr)
 }
 
 // peerRunsGuest asks the other host whether it runs the guest, when its
