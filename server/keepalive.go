@@ -30,17 +30,31 @@ func (c *Conn) startKeepalive() {
 	c.keepalive.Store(true)
 }
 
-// keepaliveLoop pings an idle client every keepalive_interval seconds and
-// drops it after keepalive_count unanswered pings (dead-peer detection: a
-// vanished client otherwise holds its resources forever).
+// keepaliveLoop pings a client keepalive_interval seconds after the last
+// message it sent, then every keepalive_interval seconds while it stays
+// silent, and drops it when keepalive_count pings went unanswered (with a
+// count of 0, at the first silent interval, without a ping): dead-peer
+// detection, as libvirtd's virKeepAliveTimer does it.
+//
+// The first ping is due a whole interval after the client's last message,
+// not at the next tick of a free-running ticker, which could make it nearly
+// two intervals. The timing matters beyond dead peers: libvirt's own client
+// (virNetClientIO in 9.0) can miss the wake-up of a thread that queued a
+// call while another thread waits on the socket, and then sends nothing
+// until a message arrives. virsh migrate --postcopy-after-precopy hits it
+// when its switch to post-copy is queued from the iteration event, and the
+// switch then waits for the server's next message: libvirtd's ping, at most
+// an interval after the client's last keepalive.
 func (c *Conn) keepaliveLoop() {
 	interval := time.Duration(c.srv.cfg.KeepaliveInterval) * time.Second
 	if interval <= 0 {
 		return
 	}
 	count := c.srv.cfg.KeepaliveCount
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
+	var pingedAt time.Time // when the last ping went out
+	unanswered := 0        // pings sent since the client's last message
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -48,17 +62,29 @@ func (c *Conn) keepaliveLoop() {
 		case <-t.C:
 		}
 		if !c.keepalive.Load() {
+			t.Reset(interval)
 			continue
 		}
-		idle := time.Since(time.Unix(0, c.lastRecv.Load()))
-		if idle < interval {
+		last := time.Unix(0, c.lastRecv.Load())
+		if last.After(pingedAt) {
+			unanswered = 0
+		}
+		due := last.Add(interval)
+		if unanswered > 0 {
+			due = pingedAt.Add(interval)
+		}
+		if wait := time.Until(due); wait > 0 {
+			t.Reset(wait)
 			continue
 		}
-		if count > 0 && idle >= interval*time.Duration(count+1) {
-			c.log.Warn("no response from client after keepalive pings; closing", "idle", idle.Round(time.Second))
+		if unanswered >= count {
+			c.log.Warn("no response from client after keepalive pings; closing", "pings", unanswered, "idle", time.Since(last).Round(time.Second))
 			c.close("keepalive timeout")
 			return
 		}
+		pingedAt = time.Now() // before the send: an answer must come after it
 		c.send(rpc.Header{Program: rpc.ProgramKeepalive, Version: rpc.KeepaliveVersion, Procedure: rpc.KeepalivePing, Type: rpc.Message}, nil)
+		unanswered++
+		t.Reset(interval)
 	}
 }

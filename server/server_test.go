@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -345,12 +346,12 @@ func TestCallsBeforeOpenRefused(t *testing.T) {
 func TestKeepalive(t *testing.T) {
 	ts := start(t, func(c *config.Config) { c.KeepaliveInterval = 1; c.KeepaliveCount = 2 })
 	c := openRaw(t, ts)
-	ping, _ := rpc.AppendPacket(nil, rpc.Header{Program: rpc.ProgramKeepalive, Version: 1, Procedure: rpc.KeepalivePing, Type: rpc.Message}, nil)
-	c.Write(ping)
+	c.Write(keepalivePacket(t, rpc.KeepalivePing))
 	if p := readReply(t, c); p.Program != rpc.ProgramKeepalive || p.Procedure != rpc.KeepalivePong {
 		t.Fatalf("PING answered with %+v", p.Header)
 	}
-	// Ask for keepalive, then go silent: the server pings, then drops us.
+	// Ask for keepalive, then go silent: the server pings keepalive_count
+	// times, an interval apart, then drops us an interval after the last.
 	c.Write(callPacket(t, rpc.ProcConnectSupportsFeature, 2, &libvirt.ConnectSupportsFeatureArgs{Feature: 10}))
 	readReply(t, c)
 	start := time.Now()
@@ -365,9 +366,64 @@ func TestKeepalive(t *testing.T) {
 			pings++
 		}
 	}
-	if pings < 1 || time.Since(start) > 9*time.Second {
-		t.Fatalf("got %d pings and a close after %v; want pings, then a close after ~3 s", pings, time.Since(start))
+	if pings != 2 || time.Since(start) > 9*time.Second {
+		t.Fatalf("got %d pings and a close after %v; want 2 pings, then a close after ~3 s", pings, time.Since(start))
 	}
+}
+
+// The first ping is due an interval after the client's last message, as
+// libvirtd sends it, not up to two intervals later at the tick of a clock
+// of the server's own. A libvirt client that missed a wake-up (see
+// keepaliveLoop) waits for exactly that ping.
+func TestKeepalivePingsAnIntervalAfterLastMessage(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.KeepaliveInterval = 2; c.KeepaliveCount = 5 })
+	c := openRaw(t, ts)
+	c.Write(callPacket(t, rpc.ProcConnectSupportsFeature, 2, &libvirt.ConnectSupportsFeatureArgs{Feature: 10}))
+	readReply(t, c)
+	// Half an interval later, one more message: a server ticking every
+	// interval since the connection opened would ping 1.5 intervals after
+	// it, at its second tick.
+	time.Sleep(time.Second)
+	c.Write(keepalivePacket(t, rpc.KeepalivePong))
+	last := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p, err := rpc.ReadPacket(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(last)
+	if p.Program != rpc.ProgramKeepalive || p.Procedure != rpc.KeepalivePing {
+		t.Fatalf("got %+v, want a PING", p.Header)
+	}
+	if took < 1900*time.Millisecond || took > 2700*time.Millisecond {
+		t.Fatalf("PING %v after the client's last message; want keepalive_interval (2 s)", took)
+	}
+}
+
+// keepalive_count = 0: libvirtd closes a client silent for an interval
+// without pinging it.
+func TestKeepaliveCountZeroClosesWithoutPing(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.KeepaliveInterval = 1; c.KeepaliveCount = 0 })
+	c := openRaw(t, ts)
+	c.Write(callPacket(t, rpc.ProcConnectSupportsFeature, 2, &libvirt.ConnectSupportsFeatureArgs{Feature: 10}))
+	readReply(t, c)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p, err := rpc.ReadPacket(c)
+	if err == nil {
+		t.Fatalf("got %+v, want the connection closed", p.Header)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("connection still open after 10 s of silence")
+	}
+}
+
+func keepalivePacket(t *testing.T, proc rpc.Procedure) []byte {
+	t.Helper()
+	b, err := rpc.AppendPacket(nil, rpc.Header{Program: rpc.ProgramKeepalive, Version: 1, Procedure: proc, Type: rpc.Message}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestMaxClientRequestsBoundsInflight(t *testing.T) {
