@@ -51,9 +51,12 @@ type Conn struct {
 	writeMu sync.Mutex
 
 	inflight chan struct{} // semaphore: max_client_requests
-	calls    sync.WaitGroup
-	work     chan *rpc.Packet // calls for idle workers
-	workers  int              // workers started (only the reader touches it)
+	// callStarted wakes the keepalive loop when a call goes in flight
+	// (waitingClientPing).
+	callStarted chan struct{}
+	calls       sync.WaitGroup
+	work        chan *rpc.Packet // calls for idle workers
+	workers     int              // workers started (only the reader touches it)
 
 	opened    atomic.Bool // CONNECT_OPEN succeeded
 	lastRecv  atomic.Int64
@@ -78,16 +81,17 @@ type Conn struct {
 func newConn(srv *Server, nc net.Conn, readOnly bool, listener string, id uint64) *Conn {
 	ctx, cancel := context.WithCancel(srv.ctx)
 	c := &Conn{
-		id:       id,
-		srv:      srv,
-		nc:       nc,
-		readOnly: readOnly,
-		listener: listener,
-		ctx:      ctx,
-		cancel:   cancel,
-		inflight: make(chan struct{}, srv.cfg.MaxClientRequests),
-		work:     make(chan *rpc.Packet),
-		eventQ:   make(chan queuedEvent, eventQueueLen),
+		id:          id,
+		srv:         srv,
+		nc:          nc,
+		readOnly:    readOnly,
+		listener:    listener,
+		ctx:         ctx,
+		cancel:      cancel,
+		inflight:    make(chan struct{}, srv.cfg.MaxClientRequests),
+		callStarted: make(chan struct{}, 1),
+		work:        make(chan *rpc.Packet),
+		eventQ:      make(chan queuedEvent, eventQueueLen),
 	}
 	c.log = srv.log.With("conn", id, "listener", listener, "peer", peerName(nc))
 	c.lastRecv.Store(time.Now().UnixNano())
@@ -188,6 +192,10 @@ func (c *Conn) handlePacket(p *rpc.Packet) bool {
 	case c.inflight <- struct{}{}:
 	case <-c.ctx.Done():
 		return false
+	}
+	select {
+	case c.callStarted <- struct{}{}:
+	default: // the loop has a wake-up pending already
 	}
 	c.calls.Add(1)
 	// Calls run on per-connection workers that outlive one call: a fresh

@@ -417,6 +417,48 @@ func TestKeepaliveCountZeroClosesWithoutPing(t *testing.T) {
 	}
 }
 
+// A client waiting on a call is pinged after a second of silence, not only
+// after keepalive_interval: libvirt's client can sit on a call it queued
+// from a second thread until the server sends something (see
+// waitingClientPing). Once the call is answered, only the dead-peer
+// schedule is left.
+func TestKeepaliveWakesClientWaitingOnCall(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.KeepaliveInterval = 5; c.KeepaliveCount = 5 })
+	ts.drv.block = make(chan struct{})
+	release := sync.OnceFunc(func() { close(ts.drv.block) })
+	t.Cleanup(release) // before the server's Close, which waits for the call
+	c := openRaw(t, ts)
+	c.Write(callPacket(t, rpc.ProcConnectSupportsFeature, 2, &libvirt.ConnectSupportsFeatureArgs{Feature: 10}))
+	readReply(t, c)
+	c.Write(callPacket(t, rpc.ProcConnectGetDomainCapabilities, 3, &libvirt.ConnectGetDomainCapabilitiesArgs{}))
+	sent := time.Now()
+	for i := 0; i < 2; i++ {
+		c.SetReadDeadline(time.Now().Add(4 * time.Second))
+		p, err := rpc.ReadPacket(c)
+		if err != nil {
+			t.Fatalf("no ping %v after the client's last message, with a call in flight: %v", time.Since(sent), err)
+		}
+		if p.Program != rpc.ProgramKeepalive || p.Procedure != rpc.KeepalivePing {
+			t.Fatalf("got %+v, want a PING", p.Header)
+		}
+		if took := time.Since(sent); took < 900*time.Millisecond {
+			t.Fatalf("PING %v after the client's last message; want a second of silence first", took)
+		}
+		// Answered, the next one comes a second after the answer.
+		c.Write(keepalivePacket(t, rpc.KeepalivePong))
+		sent = time.Now()
+	}
+	release()
+	if p := readReply(t, c); p.Serial != 3 || p.Status != rpc.OK {
+		t.Fatalf("reply %+v", p.Header)
+	}
+	// No call in flight: nothing until keepalive_interval.
+	c.SetReadDeadline(time.Now().Add(2500 * time.Millisecond))
+	if p, err := rpc.ReadPacket(c); err == nil {
+		t.Fatalf("got %+v with no call in flight, 2.5 s into a 5 s interval", p.Header)
+	}
+}
+
 func keepalivePacket(t *testing.T, proc rpc.Procedure) []byte {
 	t.Helper()
 	b, err := rpc.AppendPacket(nil, rpc.Header{Program: rpc.ProgramKeepalive, Version: 1, Procedure: proc, Type: rpc.Message}, nil)
