@@ -397,15 +397,7 @@ func (d *Driver) resumeAfterMigration(ctx context.Context, dom *domain, mon *qmp
 		dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningMigrationCanceled))
 		return
 	}
-	// Running before cont: a guest that stops again at once (a disk
-	// request that fails again) is paused by the events that follow, which
-	// must not find it still recorded paused.
-	dom.mu.Lock()
-	prevState, prevReason := dom.state, dom.reason
-	dom.mu.Unlock()
-	dom.setState(libvirt.DomainRunning, int32(libvirt.DomainRunningMigrationCanceled))
-	if err := mon.Cont(ctx); err != nil {
-		dom.setState(prevState, prevReason)
+	if err := contAsRunning(ctx, dom, mon, int32(libvirt.DomainRunningMigrationCanceled)); err != nil {
 		d.log.Error("resume after failed migration", "domain", dom.name, "err", err)
 		return
 	}

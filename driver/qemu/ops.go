@@ -7,6 +7,7 @@ import (
 
 	"github.com/govirtd/govirtd/compat"
 	"github.com/govirtd/govirtd/driver"
+	"github.com/govirtd/govirtd/driver/qemu/qmp"
 )
 
 // Flags of the lifecycle calls (libvirt-domain.h).
@@ -219,30 +220,40 @@ func (d *Driver) Resume(ctx context.Context, ref libvirt.Domain) error {
 		if err != nil {
 			return err
 		}
-		// Recorded running before cont: a guest that QEMU stops again at
-		// once (a disk request that fails again) is paused by the events
-		// that follow, which must find it running.
 		dom.mu.Lock()
-		prevState, prevReason := dom.state, dom.reason
-		changed := dom.state == libvirt.DomainPaused
-		if changed {
-			dom.state, dom.reason = libvirt.DomainRunning, int32(libvirt.DomainRunningUnpaused)
-		}
+		paused := dom.state == libvirt.DomainPaused
 		dom.mu.Unlock()
-		if err := mon.Cont(ctx); err != nil {
-			dom.mu.Lock()
-			if dom.state == libvirt.DomainRunning && dom.reason == int32(libvirt.DomainRunningUnpaused) {
-				dom.state, dom.reason = prevState, prevReason
-			}
-			dom.mu.Unlock()
+		if !paused {
+			return mon.Cont(ctx)
+		}
+		if err := contAsRunning(ctx, dom, mon, int32(libvirt.DomainRunningUnpaused)); err != nil {
 			return err
 		}
-		if changed {
-			d.saveStatus(dom)
-			d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedUnpaused))
-		}
+		d.saveStatus(dom)
+		d.emitLifecycle(dom.ref(), libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedUnpaused))
 		return nil
 	})
+}
+
+// contAsRunning resumes the guest's vCPUs with the domain recorded as
+// running (for reason) before cont: a guest that QEMU stops again at once
+// (a disk request that fails again) is paused by the events that follow,
+// which must find it running. If cont fails, the state before comes back,
+// unless an event has changed it meanwhile.
+func contAsRunning(ctx context.Context, dom *domain, mon *qmp.Monitor, reason int32) error {
+	dom.mu.Lock()
+	prevState, prevReason := dom.state, dom.reason
+	dom.state, dom.reason = libvirt.DomainRunning, reason
+	dom.mu.Unlock()
+	if err := mon.Cont(ctx); err != nil {
+		dom.mu.Lock()
+		if dom.state == libvirt.DomainRunning && dom.reason == reason {
+			dom.state, dom.reason = prevState, prevReason
+		}
+		dom.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 func eventReboot(ref libvirt.Domain) driver.Event {
