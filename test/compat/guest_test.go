@@ -164,6 +164,30 @@ func WaitTicks(t *testing.T, path string, beyond int, timeout time.Duration) Tic
 	return Tick{}
 }
 
+// logStuckGuest logs what the destination QEMU says of a guest that runs
+// but no longer ticks after a migration. Seen twice under the full suite's
+// load, never alone: once after a libvirtd -> govirtd --p2p post-copy
+// move, once after a govirtd --parallel one. The vCPU's registers and the
+// local APIC tell a guest spinning in the kernel from one waiting for a
+// timer interrupt that never comes.
+func logStuckGuest(t *testing.T, uri, name string) {
+	t.Helper()
+	for _, cmd := range []string{`{"execute":"query-status"}`, `{"execute":"query-migrate"}`} {
+		r := Virsh(t, uri, "qemu-monitor-command", name, cmd)
+		t.Logf("%s on %s: %s %s", cmd, uri, r.Stdout, r.Stderr)
+	}
+	for _, cmd := range []string{"info registers", "info lapic", "info pic"} {
+		for i := 0; i < 2; i++ { // twice: is RIP moving?
+			r := Virsh(t, uri, "qemu-monitor-command", "--hmp", name, cmd)
+			t.Logf("%s on %s:\n%s%s", cmd, uri, r.Stdout, r.Stderr)
+			if cmd != "info registers" {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+}
+
 // waitTicks waits for a tick numbered above beyond; false if none came in
 // time.
 func waitTicks(path string, beyond int, timeout time.Duration) (Tick, bool) {

@@ -51,13 +51,7 @@ func moveAndCheck(t *testing.T, from, to, name, serial string, args ...string) {
 	}
 	after, ok := waitTicks(serial, before.N+3, 90*time.Second)
 	if !ok {
-		// Seen once under the full suite's load (libvirtd to govirtd,
-		// --p2p post-copy): the guest ran on the destination and never
-		// ticked again. What QEMU said, for next time.
-		for _, cmd := range []string{`{"execute":"query-status"}`, `{"execute":"query-migrate"}`} {
-			r := Virsh(t, to, "qemu-monitor-command", name, cmd)
-			t.Logf("%s on %s: %s %s", cmd, to, r.Stdout, r.Stderr)
-		}
+		logStuckGuest(t, to, name)
 		data, _ := os.ReadFile(serial)
 		t.Fatalf("after %s -> %s the guest did not tick past %d within 90s; serial log:\n%s", from, to, before.N+3, tail(string(data), 20))
 	}

@@ -1,6 +1,7 @@
 package compat_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,7 +36,12 @@ func checkMoved(t *testing.T, from, to *Host, name, serial string, before Tick) 
 	if r := Virsh(t, from.URI(), "domstate", name); r.Err == nil && strings.HasPrefix(strings.TrimSpace(r.Stdout), "running") {
 		t.Fatalf("%s still running on the source %s too", name, from.Name)
 	}
-	after := WaitTicks(t, serial, before.N+3, 60*time.Second)
+	after, ok := waitTicks(serial, before.N+3, 60*time.Second)
+	if !ok {
+		logStuckGuest(t, to.URI(), name)
+		data, _ := os.ReadFile(serial)
+		t.Fatalf("after %s -> %s the guest did not tick past %d within 60s; serial log:\n%s", from.Name, to.Name, before.N+3, tail(string(data), 20))
+	}
 	if after.BootID != before.BootID {
 		t.Fatalf("guest rebooted during migration: boot id %s -> %s", before.BootID, after.BootID)
 	}
